@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+from conftest import TINY_MODEL
+from tf_ganimation import networks, workdir
+from tf_ganimation.config import Config, DataConfig, LossConfig
+
+
+def test_config_round_trips_through_json(tmp_path):
+    config = Config(model=TINY_MODEL, loss=LossConfig(lambda_cyc=3.0),
+                    data=DataConfig(data_dir="/data/x", image_size=32, batch_size=4))
+    workdir.save_config(config, tmp_path)
+    assert workdir.load_config(tmp_path) == config
+
+
+def test_load_generator_rebuilds_the_trained_weights(tmp_path):
+    config = Config(model=TINY_MODEL, data=DataConfig(image_size=32))
+    workdir.save_config(config, tmp_path)
+    generator = networks.build_generator(TINY_MODEL)
+    generator.save_weights(tmp_path / workdir.GENERATOR_WEIGHTS)
+    loaded, loaded_config = workdir.load_generator(tmp_path)
+    image, aus = np.zeros((1, 32, 32, 3), np.float32), np.ones((1, 17), np.float32)
+    np.testing.assert_array_equal(loaded(image, aus)["color"], generator(image, aus)["color"])
+    assert loaded_config == config
+
+
+def test_missing_files_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json not found"):
+        workdir.load_config(tmp_path)
+    workdir.save_config(Config(model=TINY_MODEL, data=DataConfig(image_size=32)), tmp_path)
+    with pytest.raises(FileNotFoundError, match="generator.weights.h5 not found"):
+        workdir.load_generator(tmp_path)
