@@ -1,0 +1,105 @@
+"""Times GANimation's training and inference steps; prints one JSON object.
+
+    python scripts/benchmark.py --image_size=128 --batch_size=25            # the paper's setting
+    python scripts/benchmark.py --image_size=64 --batch_size=8 --repeats=7
+
+Every figure is the median of --repeats timed runs after --warmup untimed ones (tracing, allocation):
+a critic update, a generator update, one full train_step (n_critic critic updates + one generator
+update) and generator inference at batch 1 and at --batch_size. Results go in BENCHMARKS.md with the
+command, the machine and the date; they are never asserted in tests.
+"""
+
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import flags
+
+from tf_ganimation import cli, model, networks
+from tf_ganimation.config import ModelConfig
+
+flags.DEFINE_integer("image_size", 128, "Image side in pixels.")
+flags.DEFINE_integer("batch_size", 25, "Batch of one critic update.")
+flags.DEFINE_integer("n_critic", 5, "Critic updates per train_step.")
+flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (the median is reported).")
+flags.DEFINE_integer("warmup", 2, "Untimed runs before timing.")
+flags.DEFINE_integer("generator_filters", 64, "Generator width.")
+flags.DEFINE_integer("generator_residual_blocks", 6, "Generator depth.")
+flags.DEFINE_integer("critic_filters", 64, "Critic width.")
+flags.DEFINE_integer("critic_layers", 6, "Critic depth.")
+flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_bfloat16", "mixed_float16"], "Keras dtype policy.")
+flags.DEFINE_bool("jit_compile", False, "Compile the steps with XLA.")
+FLAGS = flags.FLAGS
+
+
+def _median_seconds(function, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, function())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, function())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _peak_memory_mb() -> float:
+    if tf.config.list_physical_devices("GPU"):
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def main(argv):
+    del argv
+    if FLAGS.mixed_precision != "none":
+        import keras
+
+        keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
+    config = ModelConfig(image_size=FLAGS.image_size, generator_filters=FLAGS.generator_filters,
+                         generator_residual_blocks=FLAGS.generator_residual_blocks,
+                         critic_filters=FLAGS.critic_filters, critic_layers=FLAGS.critic_layers)
+    gan = model.GANimation(networks.build_generator(config), networks.build_critic(config))
+    gan.compile(generator_optimizer=model.make_optimizer(1e-4, 0.5, 0.999, FLAGS.mixed_precision),
+                critic_optimizer=model.make_optimizer(1e-4, 0.5, 0.999, FLAGS.mixed_precision))
+    rng = np.random.default_rng(0)
+    batch, size, n_critic = FLAGS.batch_size, FLAGS.image_size, FLAGS.n_critic
+    element = {
+        "real_image": tf.constant(rng.uniform(-1, 1, (batch, n_critic, size, size, 3)), tf.float32),
+        "real_aus": tf.constant(rng.uniform(0, 1, (batch, n_critic, 17)), tf.float32),
+        "target_aus": tf.constant(rng.uniform(0, 1, (batch, n_critic, 17)), tf.float32),
+    }
+    sub_batch = [element[key][:, 0] for key in ("real_image", "real_aus", "target_aus")]
+    compiled = lambda function: tf.function(function, jit_compile=FLAGS.jit_compile)
+    critic_update = compiled(lambda: gan._critic_update(*sub_batch))
+    generator_update = compiled(lambda: gan._generator_update(*sub_batch))
+    train_step = compiled(lambda: gan.train_step(element))
+    infer = compiled(lambda image, aus: gan.edit(image, aus)["fake_image"])
+    one_image, one_aus = sub_batch[0][:1], sub_batch[2][:1]
+
+    repeats, warmup = FLAGS.repeats, FLAGS.warmup
+    result = {
+        "critic_step_seconds": _median_seconds(critic_update, repeats, warmup),
+        "generator_step_seconds": _median_seconds(generator_update, repeats, warmup),
+        "train_step_seconds": _median_seconds(train_step, repeats, warmup),
+        "inference_batch1_seconds": _median_seconds(lambda: infer(one_image, one_aus), repeats * 4, warmup),
+        f"inference_batch{batch}_seconds": _median_seconds(lambda: infer(sub_batch[0], sub_batch[2]), repeats, warmup),
+    }
+    result["images_per_second"] = batch * n_critic / result["train_step_seconds"]
+    result["peak_memory_mb"] = round(_peak_memory_mb(), 1)
+    result["settings"] = {name: FLAGS[name].value for name in (
+        "image_size", "batch_size", "n_critic", "repeats", "generator_filters", "generator_residual_blocks",
+        "critic_filters", "critic_layers", "mixed_precision", "jit_compile")}
+    gpus = tf.config.list_physical_devices("GPU")
+    result["machine"] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                         "gpu": tf.config.experimental.get_device_details(gpus[0]).get("device_name") if gpus else None,
+                         "tensorflow": tf.__version__}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    cli.run(main)
