@@ -1,0 +1,68 @@
+import subprocess
+import sys
+
+import pytest
+from absl import flags as absl_flags
+
+from conftest import PROJECT_ROOT
+from tf_ganimation import flags
+from tf_ganimation.config import Config
+
+
+@pytest.fixture
+def parsed_flags():
+    def parse(*args):
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["train.py", *args])
+        return flags.FLAGS
+
+    yield parse
+    flags.FLAGS.unparse_flags()
+
+
+def test_defaults_are_the_papers(parsed_flags):
+    parsed_flags()
+    assert flags.build_config() == Config()
+
+
+def test_nested_flagfiles_resolve_with_the_last_value_winning(parsed_flags, monkeypatch):
+    monkeypatch.chdir(PROJECT_ROOT)
+    parsed_flags("--flagfile=configs/smoke.flags", "--batch_size=6")
+    config = flags.build_config()
+    assert (config.model.image_size, config.data.image_size, config.model.generator_filters) == (32, 32, 8)
+    assert config.data.batch_size == 6
+    assert config.loss.lambda_aus == 160.0  # from paper.flags, through smoke.flags
+    assert config.run.max_steps == 4
+
+
+def test_emotionet_config_is_the_papers_recipe(parsed_flags, monkeypatch):
+    monkeypatch.chdir(PROJECT_ROOT)
+    parsed_flags("--flagfile=configs/emotionet.flags")
+    config = flags.build_config()
+    assert config.model == Config().model and config.loss == Config().loss and config.optimizer == Config().optimizer
+    assert (config.data.batch_size, config.data.n_critic, config.data.data_dir) == (25, 5, "data/emotionet")
+
+
+def test_invalid_values_name_the_flag(parsed_flags):
+    parsed_flags("--image_size=100")
+    with pytest.raises(ValueError, match=r"image_size=100 is invalid: expected a multiple of 2\*\*critic_layers = 64"):
+        flags.build_config()
+    parsed_flags("--strategy=tpu")
+    with pytest.raises(ValueError, match="strategy='tpu' is invalid"):
+        flags.build_config()
+
+
+def test_resolved_flags_reproduce_the_config(parsed_flags, tmp_path, monkeypatch):
+    monkeypatch.chdir(PROJECT_ROOT)
+    parsed_flags("--flagfile=configs/smoke.flags", "--lambda_cyc=3", f"--workdir={tmp_path}")
+    expected = flags.build_config()
+    path = flags.write_resolved_flags(tmp_path)
+    parsed_flags(f"--flagfile={path}")
+    assert flags.build_config() == expected
+
+
+def test_dry_run_prints_the_config_and_exits():
+    result = subprocess.run([sys.executable, "scripts/train.py", "--flagfile=configs/smoke.flags", "--dry_run"],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--image_size=32" in result.stdout and '"lambda_aus": 160.0' in result.stdout

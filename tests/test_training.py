@@ -1,0 +1,88 @@
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import PROJECT_ROOT, TINY_MODEL
+from tf_ganimation import synthetic, training
+from tf_ganimation.config import Config, DataConfig, OptimizerConfig, RunConfig
+
+
+@pytest.fixture(scope="module")
+def synthetic_faces(tmp_path_factory) -> pathlib.Path:
+    data_dir = tmp_path_factory.mktemp("faces")
+    synthetic.make_dataset(os.fspath(data_dir), num_images=40, image_size=32, seed=0, progress=False)
+    return data_dir
+
+
+def _train_script(*args, timeout=300):
+    command = [sys.executable, "scripts/train.py", "--flagfile=configs/smoke.flags", *args]
+    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_schedule_counts_steps_per_epoch_from_the_global_batch():
+    config = Config(data=DataConfig(batch_size=25, n_critic=5), optimizer=OptimizerConfig(epochs=30, decay_epochs=10))
+    schedule = training.make_schedule(config, num_train_examples=200_000)
+    assert schedule.steps_per_epoch == 1600  # 200,000 / (25 x 5)
+    assert (schedule.total_steps, schedule.final_step, schedule.decay_steps) == (48_000, 48_000, 16_000)
+    capped = Config(data=DataConfig(batch_size=25, n_critic=5), run=RunConfig(max_steps=7))
+    assert training.make_schedule(capped, 200_000).final_step == 7
+
+
+def test_learning_rate_schedules_count_each_optimizers_own_updates():
+    config = Config(model=TINY_MODEL, data=DataConfig(image_size=32, n_critic=5),
+                    optimizer=OptimizerConfig(epochs=4, decay_epochs=2))
+    gan = training.build_gan(config, training.Schedule(steps_per_epoch=10, total_steps=40, final_step=40,
+                                                        decay_steps=20))
+    # Keras 3 keeps an optimizer's schedule in `_learning_rate`; `learning_rate` is its current value.
+    generator_schedule, critic_schedule = gan.generator_optimizer._learning_rate, gan.critic_optimizer._learning_rate
+    assert (generator_schedule.total_steps, generator_schedule.decay_steps) == (40, 20)
+    assert (critic_schedule.total_steps, critic_schedule.decay_steps) == (200, 100)
+
+
+def test_sample_grid_shows_five_columns_per_face():
+    config = Config(model=TINY_MODEL, data=DataConfig(image_size=32))
+    gan = training.build_gan(config, training.Schedule(1, 1, 1, 0))
+    rng = np.random.default_rng(0)
+    samples = {"real_image": rng.uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32),
+               "real_aus": rng.uniform(0, 1, (3, 17)).astype(np.float32),
+               "target_aus": rng.uniform(0, 1, (3, 17)).astype(np.float32)}
+    grid = training.sample_grid(gan, samples)
+    assert grid.shape == (3 * 32, 5 * 32, 3) and grid.dtype == np.uint8
+    real = np.round((samples["real_image"][1] + 1) / 2 * 255)
+    np.testing.assert_allclose(grid[32:64, :32], real, atol=1)
+
+
+@pytest.mark.slow
+def test_train_script_smoke_run_then_resume(synthetic_faces, tmp_path):
+    run_dir = tmp_path / "run"
+    first = _train_script(f"--data_dir={synthetic_faces}", f"--workdir={run_dir}", "--max_steps=2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert json.loads(first.stderr.strip().splitlines()[-1])["step"] == 2
+    assert (run_dir / "flags.txt").read_text().count("--max_steps=2") == 1
+    assert (run_dir / "checkpoints" / "ckpt-2.index").is_file()
+    assert list((run_dir / "logs").glob("events.out.tfevents.*"))
+    assert (run_dir / "samples" / "step_0000002.png").is_file()
+    assert (run_dir / "generator.weights.h5").is_file()
+
+    second = _train_script(f"--data_dir={synthetic_faces}", f"--workdir={run_dir}", "--max_steps=4")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Resuming from step 2" in second.stderr
+    result = json.loads(second.stderr.strip().splitlines()[-1])
+    assert result["step"] == 4
+    assert all(np.isfinite(value) for key, value in result.items() if key.endswith("loss"))
+    assert (run_dir / "checkpoints" / "ckpt-4.index").is_file()
+
+
+@pytest.mark.slow
+def test_train_script_reports_user_errors_in_one_paragraph(tmp_path):
+    missing = _train_script(f"--data_dir={tmp_path / 'nowhere'}", f"--workdir={tmp_path / 'run'}")
+    assert missing.returncode == 2
+    assert "Traceback" not in missing.stderr
+    assert f"error: the data folder" in missing.stderr and "nowhere" in missing.stderr
+    bad_flag = _train_script("--batch_size=0", f"--workdir={tmp_path / 'run'}")
+    assert bad_flag.returncode == 2 and "error: batch_size=0 is invalid" in bad_flag.stderr
