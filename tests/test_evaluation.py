@@ -1,0 +1,96 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import TINY_MODEL
+from tf_ganimation import action_units, evaluation, networks, synthetic, workdir
+from tf_ganimation.config import Config, DataConfig
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("faces")
+    synthetic.make_dataset(os.fspath(data_dir), num_images=30, image_size=32, seed=1, progress=False)
+    identities = synthetic.load_identities(os.fspath(data_dir))
+    ids = sorted(identities)[:4]
+    rng = np.random.default_rng(0)
+    source_aus = np.stack([synthetic.sample_aus(rng) for _ in ids])
+    return data_dir, identities, ids, source_aus
+
+
+def _identity_edit(images, aus):
+    return {"fake_image": images, "attention": np.ones(images.shape[:3] + (1,), np.float32), "color": images}
+
+
+def test_identity_model_scores_exactly_the_baseline(faces):
+    data_dir, _, ids, source_aus = faces
+    metrics = evaluation.synthetic_metrics(_identity_edit, os.fspath(data_dir), ids, source_aus, 32, num_targets=3)
+    assert metrics["edit"] == metrics["identity_baseline"]
+    assert metrics["l1_ratio_to_baseline"] == pytest.approx(1.0)
+    assert metrics["identity_baseline"]["l1"] > 0.5  # the targets really change the faces
+    assert metrics["same_aus"]["l1"] == 0.0 and metrics["same_aus"]["psnr"] == 100.0
+    assert metrics["attention"]["fraction_above_0.95"] == 1.0
+    assert metrics["num_edits"] == 12
+
+
+def test_an_oracle_that_renders_the_truth_scores_zero_error(faces):
+    data_dir, identities, ids, source_aus = faces
+    # The oracle recognises each source face by its pixels and renders it with the target AUs.
+    by_pixels = {synthetic.render_face(identities[i], aus, 32).tobytes(): identities[i]
+                 for i, aus in zip(ids, source_aus)}
+
+    def oracle(images, aus):
+        pixels = np.round((images + 1.0) * 127.5).astype(np.uint8)
+        truth = np.stack([synthetic.render_face(by_pixels[p.tobytes()], a, 32) for p, a in zip(pixels, aus)])
+        fake = truth.astype(np.float32) / 127.5 - 1.0
+        return {"fake_image": fake, "attention": np.zeros(images.shape[:3] + (1,), np.float32), "color": fake}
+
+    metrics = evaluation.synthetic_metrics(oracle, os.fspath(data_dir), ids, source_aus, 32, num_targets=2)
+    assert metrics["edit"]["l1"] == pytest.approx(0.0, abs=1e-4)
+    assert metrics["edit"]["ssim"] == pytest.approx(1.0, abs=1e-4)
+    assert metrics["l1_ratio_to_baseline"] < 1e-4
+    assert metrics["attention"]["fraction_below_0.05"] == 1.0
+
+
+def test_pixel_metrics_by_hand():
+    target = np.zeros((2, 16, 16, 3), np.float32)
+    predicted = target.copy()
+    predicted[1] += 10.0  # image 1 off by 10 everywhere: L1 10, PSNR 10 log10(255^2 / 100) = 28.13 dB
+    metrics = evaluation.pixel_metrics(predicted, target)
+    assert metrics["l1"] == pytest.approx(5.0)
+    assert metrics["psnr"] == pytest.approx((100.0 + 10 * np.log10(255.0**2 / 100.0)) / 2, rel=1e-5)
+
+
+def test_consistency_of_the_identity_model_is_perfect():
+    rng = np.random.default_rng(2)
+    images = rng.uniform(-1, 1, (3, 16, 16, 3)).astype(np.float32)
+    aus = rng.uniform(0, 1, (3, 17)).astype(np.float32)
+    critic = lambda x: np.full((len(x), 17), 0.5, np.float32)
+    metrics = evaluation.consistency_metrics(_identity_edit, images, aus, 1.0 - aus, critic)
+    assert metrics["cycle_l1"] == 0.0
+    assert metrics["critic_aus_mae_on_edits"] == pytest.approx(np.abs(0.5 - (1.0 - aus)).mean(), rel=1e-6)
+    assert "self-consistency" in metrics["critic_aus_note"]
+
+
+def test_sheet_has_a_row_per_au_and_input_sweep_attention_color_columns():
+    generator = networks.build_generator(TINY_MODEL)
+    image = np.zeros((32, 32, 3), np.float32)
+    sheet = evaluation.evaluation_sheet(evaluation.generator_edit(generator), image, np.zeros(17, np.float32))
+    assert sheet.dtype == np.uint8
+    assert sheet.shape == (action_units.NUM_AUS * 32, 40 + 8 * 32, 3)
+    np.testing.assert_array_equal(sheet[:32, 40:72], 128)  # the input column: 0 in [-1, 1] is grey 128
+
+
+def test_evaluate_run_writes_metrics_and_sheet(faces, tmp_path):
+    data_dir = faces[0]
+    config = Config(model=TINY_MODEL, data=DataConfig(data_dir=os.fspath(data_dir), image_size=32))
+    workdir.save_config(config, tmp_path)
+    networks.build_generator(TINY_MODEL).save_weights(tmp_path / workdir.GENERATOR_WEIGHTS)
+    networks.build_critic(TINY_MODEL).save_weights(tmp_path / workdir.CRITIC_WEIGHTS)
+    metrics = evaluation.evaluate_run(os.fspath(tmp_path), num_targets=2, max_images=4)
+    written = json.loads((tmp_path / "evaluation" / "metrics.json").read_text())
+    assert written["synthetic"]["num_edits"] == metrics["synthetic"]["num_edits"] > 0
+    assert "critic_aus_mae_on_edits" in written["consistency"]
+    assert (tmp_path / "evaluation" / "sheet.png").is_file()

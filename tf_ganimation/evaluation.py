@@ -1,0 +1,246 @@
+"""How good are the edits? Ground-truth metrics on synthetic faces, self-consistency on any data.
+
+On the synthetic dataset (synthetic.py) the true result of every edit can be rendered: the same
+identity with the target AUs. `synthetic_metrics` compares the edit with it (L1 and PSNR on the
+[0, 255] scale, SSIM) next to the identity baseline, the score of returning the input unchanged. An
+edit that learned nothing scores the baseline; a perfect one scores L1 0. No GANimation evaluation
+in the literature has this: real datasets have no paired ground truth.
+
+On any dataset, `consistency_metrics` reports the cycle reconstruction error and the critic's AU
+error on edits. The latter is a self-consistency figure, not an independent measure: the generator
+was trained to satisfy this very critic.
+
+An `EditFunction` maps (images float32 [N, S, S, 3] in [-1, 1], target AUs float32 [N, 17] in [0, 1])
+to {"fake_image" [N, S, S, 3] in [-1, 1], "attention" [N, S, S, 1] in [0, 1], "color" [N, S, S, 3]}
+so that any model (Keras, SavedModel, TFLite, an oracle in tests) can be evaluated.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageDraw
+
+from tf_ganimation import action_units, networks, synthetic
+
+EditFunction = Callable[[np.ndarray, np.ndarray], Mapping[str, np.ndarray]]
+SWEEP_INTENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
+# An edit "changes AUs" when some AU moves by more than this; smaller edits are near-identity.
+CHANGED_AU_THRESHOLD = 0.1
+
+
+def generator_edit(generator: networks.Generator) -> EditFunction:
+    """The EditFunction of a Keras generator: G, then Eq. 1's composition."""
+
+    @tf.function(reduce_retracing=True)
+    def edit(images, aus):
+        outputs = generator(images, aus)
+        return {"fake_image": networks.compose(images, outputs["color"], outputs["attention"]), **outputs}
+
+    return lambda images, aus: {key: value.numpy() for key, value in edit(
+        tf.convert_to_tensor(images, tf.float32), tf.convert_to_tensor(aus, tf.float32)).items()}
+
+
+def to_uint8_scale(images: np.ndarray) -> np.ndarray:
+    """[-1, 1] -> float [0, 255] (not rounded), the scale the pixel metrics are reported on."""
+    return (np.clip(np.asarray(images, np.float32), -1.0, 1.0) + 1.0) * 127.5
+
+
+def pixel_metrics(predicted: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Mean over images of L1, PSNR and SSIM, on float images [N, S, S, 3] in [0, 255].
+
+    PSNR of an exact match is capped at 100 dB so that means stay finite.
+    """
+    return {name: float(values.mean()) for name, values in _per_image(predicted, target).items()}
+
+
+def attention_statistics(attention: np.ndarray) -> dict[str, float]:
+    """Mean attention and the saturated fractions (> 0.95: input kept; < 0.05: all colour)."""
+    attention = np.asarray(attention, np.float32)
+    return {"mean": float(attention.mean()), "fraction_above_0.95": float((attention > 0.95).mean()),
+            "fraction_below_0.05": float((attention < 0.05).mean())}
+
+
+def synthetic_metrics(edit: EditFunction, data_dir: str, ids: Sequence[str], source_aus: np.ndarray,
+                      image_size: int, num_targets: int = 4, seed: int = 0, batch_size: int = 16) -> dict:
+    """Paired metrics against the true renderings of edited synthetic faces.
+
+    Args:
+        edit: the model under test.
+        data_dir: a dataset made by synthetic.make_dataset (its identities.json is read).
+        ids: the test image ids to edit.
+        source_aus: float32 [len(ids), 17] in [0, 1], the AUs each source image was rendered with.
+        image_size: the model's side; faces are rendered at it.
+        num_targets: target AU vectors per source face (synthetic.sample_aus, seeded).
+
+    Returns:
+        {"edit": {l1, psnr, ssim}, "identity_baseline": {...}, "l1_ratio_to_baseline": float,
+         "changed_only": the same three for the edits whose AUs moved by > CHANGED_AU_THRESHOLD,
+         "same_aus": {l1, psnr, ssim} of editing with the source's own AUs against the source,
+         "attention": attention_statistics of all edits, "num_edits": int}.
+    """
+    identities = synthetic.load_identities(data_dir)
+    rng = np.random.default_rng(seed)
+    sources, targets, truths = [], [], []
+    for image_id, aus in zip(ids, np.asarray(source_aus, np.float32)):
+        identity = identities[image_id]
+        source = synthetic.render_face(identity, aus, image_size)
+        for _ in range(num_targets):
+            target = synthetic.sample_aus(rng)
+            sources.append(source)
+            targets.append(target)
+            truths.append(synthetic.render_face(identity, target, image_size))
+    sources = np.stack(sources).astype(np.float32) / 127.5 - 1.0
+    targets = np.stack(targets).astype(np.float32)
+    truths = np.stack(truths).astype(np.float32)
+    repeated_source_aus = np.repeat(np.asarray(source_aus, np.float32), num_targets, axis=0)
+
+    edited = _batched(edit, sources, targets, batch_size)
+    same = _batched(edit, sources, repeated_source_aus, batch_size)
+    edit_scores = _per_image(to_uint8_scale(edited["fake_image"]), truths)
+    baseline_scores = _per_image(to_uint8_scale(sources), truths)
+    changed = np.abs(targets - repeated_source_aus).max(axis=1) > CHANGED_AU_THRESHOLD
+    mean = lambda scores, mask=slice(None): {name: float(values[mask].mean()) for name, values in scores.items()}
+    result = {
+        "edit": mean(edit_scores),
+        "identity_baseline": mean(baseline_scores),
+        "same_aus": pixel_metrics(to_uint8_scale(same["fake_image"]), to_uint8_scale(sources)),
+        "attention": attention_statistics(edited["attention"]),
+        "num_edits": int(len(targets)),
+        "num_changed_edits": int(changed.sum()),
+    }
+    if changed.any():
+        result["changed_only"] = {"edit": mean(edit_scores, changed), "identity_baseline": mean(baseline_scores, changed)}
+        result["changed_only"]["l1_ratio_to_baseline"] = _ratio(result["changed_only"])
+    result["l1_ratio_to_baseline"] = _ratio(result)
+    return result
+
+
+def consistency_metrics(edit: EditFunction, real_image: np.ndarray, real_aus: np.ndarray, target_aus: np.ndarray,
+                        critic_aus: Callable[[np.ndarray], np.ndarray] | None = None, batch_size: int = 16) -> dict:
+    """Cycle reconstruction and (optionally) the critic's AU error on edits, for any dataset.
+
+    Args:
+        real_image: float32 [N, S, S, 3] in [-1, 1]; real_aus, target_aus: float32 [N, 17] in [0, 1].
+        critic_aus: images [N, S, S, 3] in [-1, 1] -> the critic's AU regression [N, 17].
+
+    Returns:
+        {"cycle_l1": mean |G(G(x, target), real) - x| on [0, 255], "attention": ...,
+         "critic_aus_mae_on_edits" (self-consistency, not an independent measure),
+         "critic_aus_mae_on_real" (the critic's own error on real faces, for scale)}.
+    """
+    edited = _batched(edit, real_image, target_aus, batch_size)
+    reconstructed = _batched(edit, edited["fake_image"], real_aus, batch_size)
+    result = {
+        "cycle_l1": float(np.abs(to_uint8_scale(reconstructed["fake_image"]) - to_uint8_scale(real_image)).mean()),
+        "attention": attention_statistics(edited["attention"]),
+        "num_images": int(len(real_image)),
+    }
+    if critic_aus is not None:
+        result["critic_aus_mae_on_edits"] = float(np.abs(critic_aus(edited["fake_image"]) - target_aus).mean())
+        result["critic_aus_mae_on_real"] = float(np.abs(critic_aus(np.asarray(real_image)) - real_aus).mean())
+        result["critic_aus_note"] = ("self-consistency: the generator was trained to satisfy this critic; "
+                                     "not an independent measure of AU accuracy")
+    return result
+
+
+def evaluation_sheet(edit: EditFunction, image: np.ndarray, aus: np.ndarray) -> np.ndarray:
+    """The paper's Fig. 4 and 5 for one face: a row per AU, uint8 [17 * S, 8 * S + label, 3].
+
+    Columns: the input; the edit with that AU set to 0, 0.25, 0.5, 0.75 and 1 (the other AUs kept at
+    the face's own); then the attention mask (grey, white keeps the input) and the colour map of the
+    edit at 1.
+
+    Args:
+        image: float32 [S, S, 3] in [-1, 1]; aus: float32 [17] in [0, 1], the face's own AUs.
+    """
+    size = image.shape[0]
+    steps = len(SWEEP_INTENSITIES)
+    targets = np.repeat(np.asarray(aus, np.float32)[None], action_units.NUM_AUS * steps, axis=0)
+    for row in range(action_units.NUM_AUS):
+        targets[row * steps:(row + 1) * steps, row] = SWEEP_INTENSITIES
+    edited = _batched(edit, np.repeat(image[None], len(targets), axis=0), targets, 32)
+    unit = lambda images: np.clip((np.asarray(images) + 1.0) / 2.0, 0.0, 1.0)
+    fakes = unit(edited["fake_image"]).reshape(action_units.NUM_AUS, steps, size, size, 3)
+    last = slice(steps - 1, None, steps)
+    attention = np.repeat(edited["attention"][last], 3, axis=-1)
+    color = unit(edited["color"][last])
+    rows = [np.concatenate([unit(image), *fakes[row], attention[row], color[row]], axis=1)
+            for row in range(action_units.NUM_AUS)]
+    grid = np.round(np.concatenate(rows, axis=0) * 255.0).astype(np.uint8)
+    return _with_row_labels(grid, size)
+
+
+def _with_row_labels(grid: np.ndarray, row_height: int) -> np.ndarray:
+    label_width = 40
+    canvas = Image.new("RGB", (grid.shape[1] + label_width, grid.shape[0]), "white")
+    canvas.paste(Image.fromarray(grid), (label_width, 0))
+    draw = ImageDraw.Draw(canvas)
+    for row, name in enumerate(action_units.AU_NAMES):
+        draw.text((2, row * row_height + row_height // 2 - 5), name, fill="black")
+    return np.asarray(canvas)
+
+
+def _batched(edit: EditFunction, images: np.ndarray, aus: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+    parts = [edit(np.asarray(images[i:i + batch_size], np.float32), np.asarray(aus[i:i + batch_size], np.float32))
+             for i in range(0, len(images), batch_size)]
+    return {key: np.concatenate([np.asarray(part[key]) for part in parts]) for key in parts[0]}
+
+
+def _per_image(predicted: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+    """L1, PSNR (capped at 100 dB) and SSIM of each image, on [0, 255]."""
+    predicted = np.asarray(predicted, np.float32)
+    target = np.asarray(target, np.float32)
+    l1 = np.abs(predicted - target).mean(axis=(1, 2, 3))
+    mse = np.square(predicted - target).mean(axis=(1, 2, 3))
+    psnr = np.minimum(np.where(mse > 0, 10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-12)), 100.0), 100.0)
+    ssim = tf.image.ssim(tf.constant(predicted), tf.constant(target), max_val=255.0).numpy()
+    return {"l1": l1, "psnr": psnr, "ssim": ssim}
+
+
+def _ratio(scores: Mapping) -> float:
+    baseline = scores["identity_baseline"]["l1"]
+    return float(scores["edit"]["l1"] / baseline) if baseline > 0 else math.nan
+
+
+def evaluate_run(run_dir: str, out_dir: str | None = None, data_dir: str | None = None, num_targets: int = 4,
+                 max_images: int = 64, seed: int = 0) -> dict:
+    """Evaluates a trained run on its test split; writes metrics.json and sheet.png into out_dir.
+
+    Synthetic datasets (with identities.json) get the ground-truth metrics; every dataset gets the
+    consistency metrics. out_dir defaults to <run_dir>/evaluation.
+    """
+    import dataclasses
+    import json
+    import os
+    import pathlib
+
+    from tf_ganimation import data, workdir
+
+    generator, config = workdir.load_generator(run_dir)
+    edit = generator_edit(generator)
+    data_config = config.data if data_dir is None else dataclasses.replace(config.data, data_dir=data_dir)
+    examples = data.load_examples(data_config)
+    split = examples.test if len(examples.test) else examples.train
+    samples = data.fixed_samples(data_config, max_images, split="test" if len(examples.test) else "train",
+                                 examples=examples)
+    metrics: dict = {"run": os.fspath(run_dir), "data_dir": data_config.data_dir, "num_test_images": len(split)}
+    if os.path.isfile(os.path.join(data_config.data_dir, synthetic.IDENTITIES_FILE)):
+        metrics["synthetic"] = synthetic_metrics(edit, data_config.data_dir, list(samples["id"]), samples["real_aus"],
+                                                 config.model.image_size, num_targets, seed)
+    critic_aus = None
+    if (pathlib.Path(run_dir) / workdir.CRITIC_WEIGHTS).is_file():
+        critic, _ = workdir.load_critic(run_dir)
+        critic_aus = lambda images: np.concatenate([critic(images[i:i + 16])["aus"].numpy()
+                                                    for i in range(0, len(images), 16)])
+    metrics["consistency"] = consistency_metrics(edit, samples["real_image"], samples["real_aus"],
+                                                 samples["target_aus"], critic_aus)
+    out = pathlib.Path(out_dir or pathlib.Path(run_dir) / "evaluation")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    sheet = evaluation_sheet(edit, samples["real_image"][0], samples["real_aus"][0])
+    Image.fromarray(sheet).save(out / "sheet.png")
+    return metrics
