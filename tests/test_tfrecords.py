@@ -152,6 +152,6 @@ def test_prepare_dataset_script(tmp_path):
     missing = subprocess.run([sys.executable, script, f"--data_dir={tmp_path / 'absent'}",
                               f"--to_tfrecord={tmp_path / 'out2'}"], capture_output=True, text=True, env=env,
                              timeout=300)
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert f"{tmp_path / 'absent'} does not exist" in missing.stderr
     assert "Traceback" not in missing.stderr

@@ -146,3 +146,51 @@ def interpolate(start: np.ndarray, end: np.ndarray, num_frames: int) -> np.ndarr
     weights = np.linspace(0.0, 1.0, num_frames, dtype=np.float32)[:, None]
     return (1.0 - weights) * start + weights * end
 
+
+
+def parse_expression_sequence(text: str) -> np.ndarray:
+    """A sequence of expressions, for animations -> float32 [K, 17] in [0, 1], K >= 1.
+
+    `;` always separates expressions; `,` separates them too unless the text names AUs (`=`), where
+    it separates AU pairs. So `neutral,happy,surprise` and `happy;AU01=1,AU02=1` are sequences of 3
+    and 2, while `AU12=1,AU06=0.8` is one expression. Each part is read by `parse_expression`.
+    """
+    separator = ";" if ";" in text or "=" in text else ","
+    parts = [part.strip() for part in text.split(separator)]
+    if not any(parts):
+        raise ValueError(f"expression {text!r} is empty: expected e.g. happy, happy:0.5+surprise:0.5, "
+                         "AU12=1,AU06=0.8 or a sequence neutral,happy,surprise")
+    if not all(parts):
+        raise ValueError(f"expression sequence {text!r} has an empty part; separate expressions with "
+                         f"{separator!r}")
+    return np.stack([parse_expression(part) for part in parts])
+
+
+def interpolate_keyframes(keyframes: np.ndarray, num_frames: int) -> np.ndarray:
+    """Piecewise-linear path through K AU vectors spaced evenly in time: float32 [num_frames, 17].
+
+    The first row is keyframes[0] and the last keyframes[-1] (for num_frames >= 2); with K = 2 this is
+    `interpolate`. With num_frames = 1 the single row is the last keyframe, as in `interpolate`.
+    """
+    keyframes = np.asarray(keyframes, np.float32)
+    if keyframes.ndim != 2 or keyframes.shape[0] < 1:
+        raise ValueError(f"keyframes of shape {list(keyframes.shape)}: expected [K >= 1, {NUM_AUS}]")
+    if not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
+        raise ValueError(f"num_frames must be an integer >= 1, got {num_frames!r}")
+    if num_frames == 1 or keyframes.shape[0] == 1:
+        return np.repeat(keyframes[-1:], num_frames, axis=0)
+    positions = np.linspace(0.0, keyframes.shape[0] - 1.0, num_frames)
+    segment = np.minimum(np.floor(positions).astype(int), keyframes.shape[0] - 2)
+    weights = (positions - segment).astype(np.float32)[:, None]
+    return (1.0 - weights) * keyframes[segment] + weights * keyframes[segment + 1]
+
+
+def describe_vocabulary() -> str:
+    """The AUs (FACS names) and the expression presets, as the text `scripts/animate.py --list` prints."""
+    lines = ["Action units (intensity 0..1 = OpenFace intensity / 5), in the model's order:"]
+    lines += [f"  {name}  {AU_DESCRIPTIONS[name]}" for name in AU_NAMES]
+    lines.append("Expressions (mix them as happy:0.5+surprise:0.5, or give AUs as AU12=1,AU06=0.8):")
+    for expression, intensities in PRESETS.items():
+        listed = " + ".join(f"{name} {value:g}" for name, value in intensities.items()) or "all AUs 0"
+        lines.append(f"  {expression:<9} {listed}")
+    return "\n".join(lines)

@@ -1,0 +1,57 @@
+r"""Edits or animates the faces in a photo: flags -> animate.EditJob -> animate.run(job).
+
+    python scripts/animate.py --model runs/quickstart --image photo.jpg --expression happy --out happy.png
+    python scripts/animate.py --model models/ganimation/1 --image photo.jpg --aus AU12=1,AU06=0.8 --out smile.jpg
+    python scripts/animate.py --model ganimation_fp16.tflite --image photo.jpg \
+        --expression neutral,happy,surprise --frames 36 --gif face.gif --sheet sheet.png
+    python scripts/animate.py --list          # the AUs and the expression presets
+
+--model is a training run folder, a SavedModel version folder (or its export base: the highest version)
+or a .tflite file. Prints a JSON summary (faces found, start AUs, files written). A photo without a
+face exits with status 2 and suggests --whole_image; other user mistakes exit with status 2 too.
+"""
+
+import json
+
+from absl import flags
+
+from tf_ganimation import action_units, animate, cli, face
+
+flags.DEFINE_string("model", None, "A training run folder, a SavedModel version folder or a .tflite file.")
+flags.DEFINE_string("image", None, "The photo to edit (JPEG, PNG or WebP).")
+flags.DEFINE_string("expression", "", "A preset (happy, sad, surprise, fear, anger, disgust, contempt, "
+                    "neutral), a mix (happy:0.5+surprise:0.5) or a sequence for --gif (neutral,happy,surprise).")
+flags.DEFINE_string("aus", "", "Explicit AU intensities in [0, 1], e.g. AU12=1,AU06=0.8 (others 0).")
+flags.DEFINE_string("start", "", "Start expression of --gif/--sheet; default: the face's current AUs (the "
+                    "critic's estimate for a run folder, neutral otherwise).")
+flags.DEFINE_string("out", "", "Write the edited photo here (.jpg, .png or .webp).")
+flags.DEFINE_string("gif", "", "Write an animation here (.gif or .webp) from the start AUs to the expression(s).")
+flags.DEFINE_string("sheet", "", "Write a sheet here: attention and colour maps and an AU sweep of the largest face.")
+flags.DEFINE_integer("frames", 24, "Frames in the --gif animation.")
+flags.DEFINE_float("fps", 12.0, "Frames per second of the --gif animation.")
+flags.DEFINE_integer("animation_max_side", 512, "Downscale --gif frames to this longer side (0: full size).")
+flags.DEFINE_enum("faces", "all", list(face.FACE_CHOICES), "Edit all faces or only the largest.")
+flags.DEFINE_bool("whole_image", False, "Edit the whole photo as one face (when no face is detected).")
+flags.DEFINE_bool("list", False, "Print the AUs and expression presets and exit.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise cli.UserError(f"unexpected arguments {argv[1:]}: every setting is a --flag (see --help)")
+    if FLAGS.list:
+        print(action_units.describe_vocabulary())
+        return
+    for name in ("model", "image"):
+        if not getattr(FLAGS, name):
+            raise cli.UserError(f"--{name} is required (see --help)")
+    job = animate.EditJob(
+        model=FLAGS.model, image=FLAGS.image, expression=FLAGS.expression, aus=FLAGS.aus, start=FLAGS.start,
+        out=FLAGS.out, gif=FLAGS.gif, sheet=FLAGS.sheet, frames=FLAGS.frames, fps=FLAGS.fps,
+        animation_max_side=FLAGS.animation_max_side,
+        editor=animate.EditorConfig(faces=FLAGS.faces, whole_image=FLAGS.whole_image))
+    print(json.dumps(animate.run(job), indent=2))
+
+
+if __name__ == "__main__":
+    cli.run(main)
