@@ -1,0 +1,482 @@
+"""Will the TFLite GPU delegate run a .tflite model whole? A check that reads the flatbuffer.
+
+    offenders = gpu_compatibility.unsupported_operators("ganimation_fp16.tflite")
+    for operator in offenders:
+        print(operator)          # "#12 BROADCAST_TO: not an operator the GPU delegate runs; ..."
+    gpu_compatibility.require_gpu_compatible(model_bytes)   # raises GpuCompatibilityError listing them
+
+Any operator the delegate cannot take stays on the CPU, and the model then runs split between GPU and
+CPU, copying tensors back and forth at every boundary (often slower than the CPU alone). This module
+lists those operators before a model is shipped, with the operator's index in the graph, its name and
+the reason, so that the layer that produced it can be rewritten.
+
+The rules follow the delegate's own compatibility checks (`CheckGpuDelegateCompatibility` in
+tensorflow/lite/tools/versioning/gpu_compatibility.cc, which replaced the `IsSupported` methods of
+tensorflow/lite/delegates/gpu/common/model_builder.cc) and its tensor conversion (BHWC tensors):
+
+- every tensor an operator reads or writes has at most 4 dimensions and a shape fixed at conversion;
+- tensors computed at run time are floating point (integer run-time tensors are shape arithmetic);
+- the operator is one the delegate runs, with that operator's restrictions: e.g. RESHAPE, TILE,
+  TRANSPOSE take one run-time input (a constant shape or multiples), MEAN a constant int32 axes tensor,
+  elementwise ops broadcast one way only and never a run-time tensor up to a constant's shape,
+  STRIDED_SLICE no ellipsis/new-axis/shrink masks, fused activations no SIGN_BIT; custom and Flex
+  (TensorFlow) operators are refused;
+- a DEQUANTIZE of a float16 constant (how a float16 model stores its weights) is folded by the delegate
+  into its consumer, so its output counts as a constant.
+
+Notes: TensorFlow's own check, `tf.lite.experimental.Analyzer.analyze(..., gpu_compatibility=True)`, no
+longer checks anything in TF 2.21: it reports every model compatible, even one with TOPK_V2
+(tensorflow/tensorflow#77042). Our rules are deliberately a little stricter than the newest delegate's:
+MEAN only over height and width (what instance normalisation needs; other axes are not verified on
+every delegate version), PACK refused (it stacks run-time values, in converted Keras graphs shapes),
+elementwise broadcasting with the delegate's standard (not "enhanced") rules, and no integer or boolean
+run-time tensors. Operator versions are not checked (the current compatibility code does not either), so
+the int8-weight variants of CONV_2D and TRANSPOSE_CONV from dynamic_range pass. The rules are read from
+the delegate's source, not measured: only a run with the delegate on a device proves a model runs whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from collections import Counter
+from typing import Callable, Sequence
+
+import numpy as np
+from tensorflow.lite.python import schema_py_generated as schema
+from tensorflow.lite.python import schema_util
+
+MAX_RANK = 4
+_OP_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+_TYPE_NAMES = {code: name.lower() for name, code in vars(schema.TensorType).items() if not name.startswith("_")}
+_FLOAT_TYPES = (schema.TensorType.FLOAT32, schema.TensorType.FLOAT16)
+_NUMPY_TYPES = {schema.TensorType.INT32: np.int32, schema.TensorType.INT64: np.int64,
+                schema.TensorType.FLOAT32: np.float32, schema.TensorType.FLOAT16: np.float16}
+# Custom operators that the delegate implements itself (none of them comes out of the TF converter).
+_GPU_CUSTOM_OPERATORS = ("Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D", "Resampler")
+
+
+@dataclasses.dataclass(frozen=True)
+class UnsupportedOperator:
+    """One operator the GPU delegate would leave to the CPU.
+
+    Attributes:
+        index: the operator's position in the model's main subgraph (execution order, from 0).
+        op_name: the builtin operator's name (`BROADCAST_TO`), or a custom operator's code (`FlexErf`).
+        reason: why the delegate cannot take it, naming the tensor or option at fault.
+    """
+
+    index: int
+    op_name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"#{self.index} {self.op_name}: {self.reason}"
+
+
+class GpuCompatibilityError(ValueError):
+    """A model has operators that would fall back to the CPU; `operators` lists them."""
+
+    def __init__(self, operators: Sequence[UnsupportedOperator], total: int, source: str = "the model"):
+        self.operators = tuple(operators)
+        shown = 20
+        lines = [str(operator) for operator in self.operators[:shown]]
+        if len(self.operators) > shown:
+            lines.append(f"... and {len(self.operators) - shown} more")
+        super().__init__(
+            f"{len(self.operators)} of {total} operators in {source} would fall back to the CPU under the TFLite "
+            "GPU delegate:\n  " + "\n  ".join(lines))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tensor:
+    name: str
+    shape: tuple[int, ...]
+    signature: tuple[int, ...]  # shape_signature: -1 where a dimension is unknown at conversion
+    type: int
+    is_constant: bool
+    values: np.ndarray | None  # constant int/float data, for axes, paddings and the like
+
+    def describe(self) -> str:
+        return f"{self.name!r} {_TYPE_NAMES.get(self.type, self.type)}{list(self.shape)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Operator:
+    name: str
+    inputs: tuple[_Tensor, ...]
+    outputs: tuple[_Tensor, ...]
+    options: object  # the builtin options' object (`Conv2DOptionsT`, ...), or None
+
+    @property
+    def runtime_inputs(self) -> list[_Tensor]:
+        return [tensor for tensor in self.inputs if not tensor.is_constant]
+
+    @property
+    def constant_inputs(self) -> list[_Tensor]:
+        return [tensor for tensor in self.inputs if tensor.is_constant]
+
+
+def unsupported_operators(model: bytes | os.PathLike | str) -> list[UnsupportedOperator]:
+    """The operators of `model`'s main subgraph that the TFLite GPU delegate would not run.
+
+    Args:
+        model: a .tflite flatbuffer, as bytes or as a path.
+
+    Returns:
+        One `UnsupportedOperator` per offending operator, in graph order; empty when the delegate takes
+        the whole graph. An operator with several problems is listed once, with the first found.
+    """
+    offenders = []
+    for index, operator in enumerate(_read_operators(_model_bytes(model))):
+        reason = _first_problem(operator)
+        if reason:
+            offenders.append(UnsupportedOperator(index, operator.name, reason))
+    return offenders
+
+
+def require_gpu_compatible(model: bytes | os.PathLike | str, source: str = "the model") -> None:
+    """Raises GpuCompatibilityError, listing every offending operator, unless the delegate runs `model` whole."""
+    content = _model_bytes(model)
+    offenders = unsupported_operators(content)
+    if offenders:
+        raise GpuCompatibilityError(offenders, len(_read_operators(content)), source)
+
+
+def operator_counts(model: bytes | os.PathLike | str) -> dict[str, int]:
+    """{operator name: count} over `model`'s main subgraph, most frequent first."""
+    return dict(Counter(operator.name for operator in _read_operators(_model_bytes(model))).most_common())
+
+
+# === Reading the flatbuffer ===
+
+def _model_bytes(model: bytes | os.PathLike | str) -> bytes:
+    if isinstance(model, (bytes, bytearray)):
+        return bytes(model)
+    path = pathlib.Path(model)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: expected a .tflite model file")
+    return path.read_bytes()
+
+
+def _read_operators(content: bytes) -> list[_Operator]:
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise ValueError("not a TFLite flatbuffer (its file identifier is not TFL3)")
+    model = schema.ModelT.InitFromPackedBuf(content, 0)
+    if not model.subgraphs:
+        raise ValueError("the TFLite model has no subgraph")
+    # The delegate only takes the main subgraph; others are reached through control flow ops (WHILE, IF),
+    # which it does not run and which are therefore listed themselves.
+    subgraph = model.subgraphs[0]
+    tensors = [_read_tensor(tensor, model.buffers, content) for tensor in subgraph.tensors or []]
+    names = [_operator_name(model.operatorCodes[operator.opcodeIndex]) for operator in subgraph.operators or []]
+    # A float16 model stores its weights as float16 constants, each behind a DEQUANTIZE to float32. The
+    # delegate folds those DEQUANTIZE ops into their consumers (it reads the float16 constant directly), so
+    # their outputs count as constants: a CONV_2D reading one still has a single run-time input.
+    for name, operator in zip(names, subgraph.operators or []):
+        inputs, outputs = _indices(operator.inputs), _indices(operator.outputs)
+        if (name == "DEQUANTIZE" and len(inputs) == 1 and len(outputs) == 1 and tensors[inputs[0]].is_constant
+                and tensors[inputs[0]].type == schema.TensorType.FLOAT16):
+            tensors[outputs[0]] = dataclasses.replace(tensors[outputs[0]], is_constant=True)
+    return [_Operator(name, tuple(tensors[i] for i in _indices(operator.inputs)),
+                      tuple(tensors[i] for i in _indices(operator.outputs)), operator.builtinOptions)
+            for name, operator in zip(names, subgraph.operators or [])]
+
+
+def _operator_name(code) -> str:
+    builtin = schema_util.get_builtin_code_from_operator_code(code)
+    if builtin == schema.BuiltinOperator.CUSTOM:
+        return (code.customCode or b"").decode("utf-8", "replace") or "CUSTOM"
+    return _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
+
+
+def _indices(values) -> list[int]:
+    return [int(i) for i in (values if values is not None else []) if i >= 0]  # -1: an omitted optional input
+
+
+def _read_tensor(tensor, buffers, content: bytes) -> _Tensor:
+    shape = tuple(int(d) for d in (tensor.shape if tensor.shape is not None else []))
+    signature = tuple(int(d) for d in tensor.shapeSignature) if tensor.shapeSignature is not None else shape
+    buffer = buffers[tensor.buffer] if 0 < tensor.buffer < len(buffers) else None
+    data = None  # a constant's bytes, read only when small (axes, paddings, shapes; not weights)
+    is_constant = False
+    if buffer is not None:
+        if buffer.data is not None and len(buffer.data):
+            is_constant = True
+            data = bytes(np.asarray(buffer.data, np.uint8)) if len(buffer.data) <= 4096 else None
+        elif buffer.offset and buffer.offset > 1:  # models over 2 GB keep buffers after the flatbuffer
+            is_constant = True
+            data = content[buffer.offset:buffer.offset + buffer.size] if buffer.size <= 4096 else None
+    values = None
+    if data is not None and tensor.type in _NUMPY_TYPES:
+        values = np.frombuffer(data, _NUMPY_TYPES[tensor.type]).reshape(shape)
+    name = tensor.name.decode("utf-8", "replace") if isinstance(tensor.name, bytes) else str(tensor.name)
+    return _Tensor(name, shape, signature, tensor.type, is_constant, values)
+
+
+# === The rules ===
+
+def _first_problem(operator: _Operator) -> str | None:
+    if operator.name in _REFUSED:
+        return _REFUSED[operator.name]
+    if operator.name not in _RULES and operator.name not in _OP_NAMES.values():
+        if operator.name.startswith("Flex"):
+            return ("a TensorFlow (Flex) operator, run by the TF Select runtime on the CPU; express the "
+                    "computation with TFLite builtin operators")
+        if operator.name not in _GPU_CUSTOM_OPERATORS:
+            return "a custom operator, which the GPU delegate does not implement"
+        return None
+    if operator.name not in _RULES:
+        return "not an operator the GPU delegate runs"
+    for tensor in operator.inputs + operator.outputs:
+        problem = _tensor_problem(tensor)
+        if problem:
+            return problem
+    return _RULES[operator.name](operator)
+
+
+def _tensor_problem(tensor: _Tensor) -> str | None:
+    if len(tensor.shape) > MAX_RANK:
+        return (f"tensor {tensor.describe()} is {len(tensor.shape)}-D: the GPU delegate handles at most "
+                f"{MAX_RANK}-D (batch, height, width, channels) tensors")
+    if any(d < 0 for d in tensor.signature):
+        return (f"tensor {tensor.describe()} has a dimension unknown at conversion (shape signature "
+                f"{list(tensor.signature)}): the GPU delegate needs static shapes; convert with a fixed batch")
+    if not tensor.is_constant and tensor.type not in _FLOAT_TYPES:
+        return (f"tensor {tensor.describe()} is computed at run time but is not floating point: integer "
+                "and boolean run-time tensors (shape arithmetic, masks) stay on the CPU")
+    return None
+
+
+def _activation_problem(operator: _Operator) -> str | None:
+    activation = getattr(operator.options, "fusedActivationFunction", schema.ActivationFunctionType.NONE)
+    if activation == schema.ActivationFunctionType.SIGN_BIT:
+        return "fused activation SIGN_BIT is not supported"
+    return None
+
+
+def _inputs_problem(operator: _Operator, runtime: int, constant: int | None = None, outputs: int = 1) -> str | None:
+    found_runtime, found_constant = len(operator.runtime_inputs), len(operator.constant_inputs)
+    if found_runtime != runtime:
+        return (f"takes {runtime} run-time input(s), but has {found_runtime} "
+                f"({', '.join(t.describe() for t in operator.runtime_inputs) or 'none'})"
+                + ("; its other inputs must be constants" if found_runtime > runtime else ""))
+    if constant is not None and found_constant != constant:
+        return f"takes {constant} constant input(s), but has {found_constant}"
+    if len(operator.outputs) != outputs:
+        return f"has {outputs} output(s) on the GPU, but {len(operator.outputs)} here"
+    return None
+
+
+def _positive(operator: _Operator, *fields: str) -> str | None:
+    for field in fields:
+        value = getattr(operator.options, field, None)
+        if value is not None and value <= 0:
+            return f"option {field}={value} must be > 0"
+    return None
+
+
+def _no_check(operator: _Operator) -> str | None:
+    return None
+
+
+def _one_runtime_input(operator: _Operator) -> str | None:
+    return _inputs_problem(operator, runtime=1)
+
+
+def _unary(operator: _Operator) -> str | None:
+    return _inputs_problem(operator, runtime=1, constant=0)
+
+
+def _broadcast_problem(first: _Tensor, second: _Tensor) -> str | None:
+    """The delegate's standard broadcasting: one operand must cover the other in every dimension."""
+    a, b = first.shape, second.shape
+    if len(a) > 1 and len(b) > 1 and len(a) != len(b):
+        longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+        supported = len(longer) == 4 and (
+            (len(shorter) == 3 and longer[0] == 1)
+            or (len(shorter) == 2 and longer[0] == 1 and shorter == (1, 1))
+            or (len(shorter) == 2 and shorter == (longer[0], longer[3])))
+        if not supported:
+            return f"cannot broadcast {list(a)} with {list(b)} (only 3-D, [1, 1] or [b, c] onto 4-D)"
+    if len(a) == len(b):
+        a_smaller = any(x < y for x, y in zip(a, b))
+        b_smaller = any(y < x for x, y in zip(a, b))
+        if a_smaller and b_smaller:
+            return (f"broadcasts both ways ({list(a)} with {list(b)}): one operand must be at least as large "
+                    "as the other in every dimension")
+    return None
+
+
+def _elementwise_binary(operator: _Operator) -> str | None:
+    if len(operator.inputs) != 2 or len(operator.outputs) != 1:
+        return f"takes 2 inputs and 1 output, has {len(operator.inputs)} and {len(operator.outputs)}"
+    runtime = operator.runtime_inputs
+    if not runtime:
+        return "has only constant inputs (the converter should have folded it)"
+    problem = _broadcast_problem(*operator.inputs)
+    if problem:
+        return problem
+    output = operator.outputs[0]
+    if len(runtime) == 1 and runtime[0].shape != output.shape:
+        # With one constant operand the delegate applies the constant to the run-time tensor, whose
+        # shape the output keeps: the run-time tensor cannot be broadcast up (a multiply by ones).
+        return (f"broadcasts the run-time tensor {runtime[0].describe()} up to the output's {list(output.shape)} "
+                f"through the constant {operator.constant_inputs[0].describe()}; use a TILE with constant "
+                "multiples instead")
+    return _activation_problem(operator)
+
+
+def _convolution(operator: _Operator) -> str | None:
+    runtime = operator.runtime_inputs
+    if not 1 <= len(runtime) <= 2 or len(operator.outputs) != 1:
+        return f"takes 1 or 2 run-time inputs and 1 output, has {len(runtime)} and {len(operator.outputs)}"
+    if operator.name == "TRANSPOSE_CONV" and not operator.inputs[0].is_constant:
+        return f"its output shape {operator.inputs[0].describe()} is computed at run time; it must be a constant"
+    return (_positive(operator, "strideH", "strideW", "dilationHFactor", "dilationWFactor")
+            or _activation_problem(operator))
+
+
+def _depthwise_convolution(operator: _Operator) -> str | None:
+    problem = _convolution(operator)
+    if problem:
+        return problem
+    input_tensor, filter_tensor, output = operator.inputs[0], operator.inputs[1], operator.outputs[0]
+    if len(input_tensor.shape) != 4 or len(filter_tensor.shape) != 4 or len(output.shape) != 4:
+        return "input, filter and output must be 4-D"
+    multiplier = operator.options.depthMultiplier
+    if multiplier != 1 and input_tensor.shape[3] != 1:
+        return f"depth_multiplier {multiplier} needs a 1-channel input, has {input_tensor.shape[3]} channels"
+    return None
+
+
+def _pooling(operator: _Operator) -> str | None:
+    return (_inputs_problem(operator, runtime=1)
+            or _positive(operator, "filterHeight", "filterWidth", "strideH", "strideW")
+            or _activation_problem(operator))
+
+
+def _axes_problem(operator: _Operator) -> str | None:
+    axes = operator.inputs[1] if len(operator.inputs) > 1 else None
+    if axes is None or not axes.is_constant:
+        return f"{operator.name} needs constant axes"
+    if axes.type != schema.TensorType.INT32:
+        return f"{operator.name} needs int32 axes, has {_TYPE_NAMES.get(axes.type, axes.type)}"
+    return None
+
+
+def _reduction(operator: _Operator) -> str | None:
+    return _inputs_problem(operator, runtime=1, outputs=1) or _axes_problem(operator)
+
+
+def _mean(operator: _Operator) -> str | None:
+    problem = _inputs_problem(operator, runtime=1, constant=1) or _axes_problem(operator)
+    if problem:
+        return problem
+    rank = len(operator.inputs[0].shape)
+    axes = sorted({int(axis) % rank for axis in np.ravel(operator.inputs[1].values)}) if rank else []
+    if rank != 4 or not set(axes) <= {1, 2}:
+        return (f"MEAN over axes {axes} of a {rank}-D tensor: only the height and width of a 4-D tensor "
+                "(axes 1, 2) are reduced on every GPU delegate version")
+    return None
+
+
+def _pad(operator: _Operator) -> str | None:
+    if operator.name == "MIRROR_PAD" and operator.options.mode != schema.MirrorPadMode.REFLECT:
+        return "MIRROR_PAD supports only REFLECT mode"
+    problem = _inputs_problem(operator, runtime=1)
+    if problem:
+        return problem
+    paddings = operator.inputs[1].shape if len(operator.inputs) > 1 else ()
+    if len(paddings) != 2 or paddings[0] not in (3, 4) or paddings[1] != 2:
+        return f"paddings of shape {list(paddings)}: expected 4x2 or 3x2"
+    return None
+
+
+def _slice(operator: _Operator) -> str | None:
+    if operator.name == "STRIDED_SLICE":
+        for mask in ("ellipsisMask", "newAxisMask", "shrinkAxisMask"):
+            if getattr(operator.options, mask, 0):
+                return f"STRIDED_SLICE with {mask} is not supported"
+    needed = 4 if operator.name == "STRIDED_SLICE" else 3
+    if len(operator.inputs) < needed:
+        return f"{operator.name} takes {needed} inputs, has {len(operator.inputs)}"
+    if len(operator.inputs[0].shape) not in (3, 4):
+        return f"{operator.name} supports 3-D or 4-D tensors only, not {len(operator.inputs[0].shape)}-D"
+    return None
+
+
+def _resize(operator: _Operator) -> str | None:
+    problem = _inputs_problem(operator, runtime=1)
+    if problem:
+        return problem
+    if getattr(operator.options, "alignCorners", False) and getattr(operator.options, "halfPixelCenters", False):
+        return "align_corners and half_pixel_centers cannot both be set"
+    return None
+
+
+def _depth_space(operator: _Operator) -> str | None:
+    block = operator.options.blockSize
+    return _inputs_problem(operator, runtime=1) or (f"block_size {block} must be > 1" if block <= 1 else None)
+
+
+def _softmax(operator: _Operator) -> str | None:
+    return None if operator.options.beta == 1 else f"softmax beta {operator.options.beta} must be 1"
+
+
+def _fully_connected(operator: _Operator) -> str | None:
+    options = operator.options
+    if options.weightsFormat != schema.FullyConnectedOptionsWeightsFormat.DEFAULT:
+        return f"weights format {options.weightsFormat} is not supported"
+    if len(operator.runtime_inputs) > 2:
+        return "takes at most 2 run-time inputs"
+    if operator.inputs[0].is_constant:
+        return "its input must not be a constant"
+    if options.keepNumDims and len(operator.inputs[0].shape) != len(operator.outputs[0].shape):
+        return "keep_num_dims with input and output of different ranks"
+    return _activation_problem(operator)
+
+
+def _dequantize(operator: _Operator) -> str | None:
+    if len(operator.inputs) != 1 or len(operator.outputs) != 1:
+        return "takes 1 input and 1 output"
+    if operator.inputs[0].type == schema.TensorType.INT16:
+        return "int16 dequantization is not supported"
+    return None
+
+
+def _concatenation(operator: _Operator) -> str | None:
+    ranks = {len(tensor.shape) for tensor in operator.inputs}
+    return None if len(ranks) == 1 else f"concatenates tensors of different ranks {sorted(ranks)}"
+
+
+_RULES: dict[str, Callable[[_Operator], str | None]] = {
+    "ADD": _elementwise_binary, "SUB": _elementwise_binary, "MUL": _elementwise_binary, "DIV": _elementwise_binary,
+    "SQUARED_DIFFERENCE": _elementwise_binary, "MAXIMUM": _elementwise_binary, "MINIMUM": _elementwise_binary,
+    "POW": _elementwise_binary,
+    "ABS": _unary, "CEIL": _unary, "COS": _unary, "ELU": _unary, "EXP": _unary, "FLOOR": _unary, "GELU": _unary,
+    "LOG": _unary, "LOGISTIC": _unary, "NEG": _unary, "RSQRT": _unary, "SIN": _unary, "SQRT": _unary,
+    "SQUARE": _unary, "TANH": _unary, "HARD_SWISH": _unary,
+    "RELU": _no_check, "RELU6": _no_check, "RELU_N1_TO_1": _no_check, "LEAKY_RELU": _no_check, "PRELU": _no_check,
+    "CONV_2D": _convolution, "TRANSPOSE_CONV": _convolution, "DEPTHWISE_CONV_2D": _depthwise_convolution,
+    "AVERAGE_POOL_2D": _pooling, "MAX_POOL_2D": _pooling,
+    "MEAN": _mean, "SUM": _reduction, "REDUCE_MAX": _reduction, "REDUCE_MIN": _reduction, "REDUCE_PROD": _reduction,
+    "CONCATENATION": _concatenation, "RESHAPE": _one_runtime_input, "TILE": _one_runtime_input,
+    "TRANSPOSE": _one_runtime_input, "QUANTIZE": _one_runtime_input,
+    "PAD": _pad, "PADV2": _pad, "MIRROR_PAD": _pad, "SLICE": _slice, "STRIDED_SLICE": _slice,
+    "SPLIT": _no_check, "SPLIT_V": _no_check, "SOFTMAX": _softmax,
+    "RESIZE_BILINEAR": _resize, "RESIZE_NEAREST_NEIGHBOR": _resize,
+    "SPACE_TO_DEPTH": _depth_space, "DEPTH_TO_SPACE": _depth_space,
+    "FULLY_CONNECTED": _fully_connected, "DEQUANTIZE": _dequantize,
+}
+
+# Operators that Keras/TF graphs commonly produce and that keep a model off the GPU, with the fix.
+_REFUSED = {
+    "SHAPE": ("reads a tensor's shape at run time (a dimension unknown at conversion, e.g. batch None): "
+              "convert with a fixed batch and static image size"),
+    "PACK": ("stacks values computed at run time (in converted Keras graphs, shapes); refused here: compute the "
+             "value from static shapes"),
+    "BROADCAST_TO": ("not an operator the GPU delegate runs; repeat the tensor with a TILE of constant "
+                     "multiples instead (as networks.Generator does with the AUs)"),
+}
