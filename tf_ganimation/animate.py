@@ -128,11 +128,7 @@ class KerasEditModel(EditModel):
 
         @tf.function(input_signature=[images, aus])
         def edit(images, aus):
-            real_image = images * 2.0 - 1.0
-            outputs = generator(real_image, aus)
-            fake_image = networks.compose(real_image, outputs["color"], outputs["attention"])
-            return {"images": (fake_image + 1.0) / 2.0, "attention": outputs["attention"],
-                    "color": (outputs["color"] + 1.0) / 2.0}
+            return networks.edit_unit_range(generator, images, aus)
 
         self._function = edit
         if critic is not None:

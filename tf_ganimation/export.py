@@ -241,11 +241,7 @@ class ServingModule(tf.Module):
 
     def _edit(self, images, aus):
         """The model alone: images [N, S, S, 3] in [0, 1], aus [N, 17] -> images, attention, color."""
-        real_image = images * 2.0 - 1.0
-        outputs = self._generator(real_image, aus)
-        fake_image = networks.compose(real_image, outputs["color"], outputs["attention"])
-        return {"images": (fake_image + 1.0) / 2.0, "attention": outputs["attention"],
-                "color": (outputs["color"] + 1.0) / 2.0}
+        return networks.edit_unit_range(self._generator, images, aus)
 
     def signatures(self) -> dict:
         size, num_aus = self._size, action_units.NUM_AUS
