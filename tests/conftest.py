@@ -38,3 +38,13 @@ def random_batch(batch_size: int, n_critic: int, image_size: int, seed: int = 0)
         "real_aus": rng.uniform(0, 1, shape + (17,)).astype(np.float32),
         "target_aus": rng.uniform(0, 1, shape + (17,)).astype(np.float32),
     }
+
+
+def tiny_generator(seed: int = 0):
+    """A seeded, built generator of TINY_MODEL's sizes (32 px, 8 filters, 1 residual block)."""
+    import keras
+
+    from tf_ganimation import networks
+
+    keras.utils.set_random_seed(seed)
+    return networks.build_generator(TINY_MODEL)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from serving import client as client_lib
 from serving.client import GrpcClient, RestClient
+from conftest import tiny_generator
 from serving.local_server import LocalServer
 from serving.status import ServingError
 from tf_ganimation import action_units, export, networks
@@ -19,17 +20,10 @@ from tf_ganimation import action_units, export, networks
 SIZE = 32
 
 
-def tiny_generator(seed=0):
-    tf.keras.utils.set_random_seed(seed)
-    generator = networks.Generator(filters=8, residual_blocks=1)
-    generator(np.zeros([1, SIZE, SIZE, 3], np.float32), np.zeros([1, 17], np.float32))
-    return generator
 
 
 def expected_images(generator, images, aus):
-    real_image = images * 2.0 - 1.0
-    outputs = generator(real_image, aus)
-    return (networks.compose(real_image, outputs["color"], outputs["attention"]).numpy() + 1) / 2
+    return networks.edit_unit_range(generator, images, aus)["images"].numpy()
 
 
 def random_inputs(batch, seed=0, size=SIZE):

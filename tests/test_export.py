@@ -12,18 +12,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import PROJECT_ROOT, TINY_MODEL
+from conftest import PROJECT_ROOT, TINY_MODEL, tiny_generator
 from tf_ganimation import action_units, export, networks, workdir
 from tf_ganimation.config import Config, DataConfig, ModelConfig
 
 SIZE = 32
 
 
-def tiny_generator(seed: int = 0) -> networks.Generator:
-    tf.keras.utils.set_random_seed(seed)
-    generator = networks.Generator(filters=8, residual_blocks=1)
-    generator(np.zeros([1, SIZE, SIZE, 3], np.float32), np.zeros([1, 17], np.float32))
-    return generator
 
 
 def expected_edit(generator, images, aus):

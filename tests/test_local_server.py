@@ -22,7 +22,7 @@ from PIL import Image
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, tiny_generator
 from serving.local_server import LocalServer
 from tf_ganimation import export, networks
 
@@ -30,17 +30,10 @@ SIZE = 32
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 
 
-def tiny_generator(seed):
-    tf.keras.utils.set_random_seed(seed)
-    generator = networks.Generator(filters=8, residual_blocks=1)
-    generator(np.zeros([1, SIZE, SIZE, 3], np.float32), np.zeros([1, 17], np.float32))
-    return generator
 
 
 def expected_images(generator, images, aus):
-    real_image = images * 2.0 - 1.0
-    outputs = generator(real_image, aus)
-    return (networks.compose(real_image, outputs["color"], outputs["attention"]).numpy() + 1) / 2
+    return networks.edit_unit_range(generator, images, aus)["images"].numpy()
 
 
 def random_inputs(batch, seed=0):
