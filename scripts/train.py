@@ -5,6 +5,10 @@
 
 Restarting with the same --workdir resumes from the latest checkpoint. SIGINT/SIGTERM save a
 checkpoint first. See README.md for the data layouts and every flag (`--helpfull`).
+
+Exit status: 0 done; 2 a user error (bad flag, missing data, unreadable checkpoints), one paragraph;
+3 a NaN/Inf loss (the message names the step and the terms; the last checkpoint is kept);
+128 + N stopped by signal N after saving a checkpoint.
 """
 
 import dataclasses
@@ -15,6 +19,7 @@ import sys
 from tf_ganimation import cli, flags, training
 
 FLAGS = flags.FLAGS
+NONFINITE_EXIT_CODE = 3
 
 
 def main(argv):
@@ -31,8 +36,12 @@ def main(argv):
 
         print(f"Rendering {FLAGS.synthetic_images} synthetic faces into {config.data.data_dir} ...", file=sys.stderr)
         synthetic.make_dataset(config.data.data_dir, FLAGS.synthetic_images, config.data.image_size, seed=config.data.seed)
-    flags.write_resolved_flags(workdir)
-    result = training.train(config, workdir)
+    if training.is_chief(config.run):  # multi_worker: only the chief writes into the shared workdir
+        flags.write_resolved_flags(workdir)
+    try:
+        result = training.train(config, workdir)
+    except training.NonFiniteLossError as error:
+        cli.fail(str(error), exit_code=NONFINITE_EXIT_CODE)
     print(json.dumps(result), file=sys.stderr)
     if result["interrupted_by"]:
         sys.exit(128 + result["interrupted_by"])

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -197,6 +198,14 @@ def test_a_file_that_turns_bad_after_loading_does_not_stop_the_epoch(ganimation_
     assert len(list(training.take(20))) == 20  # several epochs of 11 good training images
 
 
+def test_a_training_stream_whose_files_all_turned_bad_ends_instead_of_spinning(ganimation_dir):
+    config = config_for(ganimation_dir, batch_size=2, n_critic=1)
+    examples = data.load_examples(config)
+    for path in (ganimation_dir / "imgs").iterdir():
+        path.write_bytes(b"no longer an image")
+    assert list(data.make_training_dataset(config, examples=examples).take(3)) == []
+
+
 # === Pipelines ===
 
 
@@ -365,3 +374,189 @@ def test_mirrored_strategy_on_two_logical_devices_splits_the_batch(tmp_path):
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SHAPES [(2, 2, 16, 16, 3), (2, 2, 16, 16, 3)]" in result.stdout
+
+
+# === Resuming the training stream ===
+
+
+def _elements(dataset, count):
+    return [{key: value.numpy() for key, value in element.items()} for element in dataset.take(count)]
+
+
+def _assert_same_elements(actual, expected):
+    assert len(actual) == len(expected)
+    for got, want in zip(actual, expected):
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+
+
+@pytest.mark.parametrize("first_step", [1, 2, 7])
+def test_training_stream_started_at_a_step_continues_the_uninterrupted_one(ganimation_dir, first_step):
+    # 12 examples, 8 per element: element 1 straddles epochs 0 and 1, element 7 starts in epoch 4.
+    config = config_for(ganimation_dir, batch_size=4, n_critic=2)
+    examples = data.load_examples(config)
+    uninterrupted = _elements(data.make_training_dataset(config, examples=examples), first_step + 3)
+    resumed = _elements(data.make_training_dataset(config, examples=examples, first_step=first_step), 3)
+    _assert_same_elements(resumed, uninterrupted[first_step:])
+
+
+def test_resumed_stream_of_one_input_pipeline_continues_that_pipeline(ganimation_dir):
+    config = config_for(ganimation_dir, batch_size=4, n_critic=1)
+    examples = data.load_examples(config)
+    context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2)
+    uninterrupted = _elements(data.make_training_dataset(config, context, examples), 6)
+    resumed = _elements(data.make_training_dataset(config, context, examples, first_step=4), 2)
+    _assert_same_elements(resumed, uninterrupted[4:])
+    with pytest.raises(ValueError, match="first_step=-1"):
+        data.make_training_dataset(config, examples=examples, first_step=-1)
+
+
+def test_a_pipeline_feeding_two_replicas_resumes_two_elements_per_step(ganimation_dir):
+    # MirroredStrategy over 2 GPUs of one host: one pipeline, each step takes one element per replica.
+    config = config_for(ganimation_dir, batch_size=4, n_critic=1)
+    examples = data.load_examples(config)
+    context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0, num_replicas_in_sync=2)
+    uninterrupted = _elements(data.make_training_dataset(config, context, examples), 6)
+    resumed = _elements(data.make_training_dataset(config, context, examples, first_step=2), 2)
+    _assert_same_elements(resumed, uninterrupted[4:])
+
+
+def test_resumed_tfrecord_stream_continues_the_uninterrupted_one(ganimation_dir, tmp_path):
+    from tf_ganimation import tfrecords
+
+    config = config_for(ganimation_dir)
+    tfrecords.write_dataset(data.load_examples(config), str(tmp_path / "records"), num_shards=3)
+    records_config = config_for(tmp_path / "records", batch_size=2, n_critic=2, shuffle_buffer=4)
+    examples = data.load_examples(records_config)
+    keras.utils.set_random_seed(0)  # as train() does: a global seed must not break the per-epoch shuffles
+    uninterrupted = _elements(data.make_training_dataset(records_config, examples=examples), 9)
+    resumed = _elements(data.make_training_dataset(records_config, examples=examples, first_step=6), 3)
+    _assert_same_elements(resumed, uninterrupted[6:])
+    # Each epoch of 12 records is a new permutation: elements 0-2 and 3-5 are two whole epochs.
+    first_aus = [np.round(e["real_aus"][..., 0].ravel() * 16).astype(int) for e in uninterrupted[:6]]
+    epoch_0, epoch_1 = np.concatenate(first_aus[:3]), np.concatenate(first_aus[3:6])
+    assert sorted(epoch_0) == sorted(epoch_1) == list(range(12)) and list(epoch_0) != list(epoch_1)
+
+
+# === Fuzzed data: what is usable, what is skipped, and that nothing usable is lost ===
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def claimed_size_png(width: int, height: int) -> bytes:
+    """A valid-looking 8-bit grayscale PNG whose header claims width x height but holds ~1 KB of rows."""
+    import struct
+    import zlib
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + _png_chunk(b"IEND", b""))
+
+
+def _encoded(image: Image.Image, format: str, **options) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+# Usable whatever the extension says, as long as TensorFlow's decoder reads them as JPEG or PNG.
+GOOD_FUZZ = {
+    "gray_jpeg": lambda face: (_encoded(face.convert("L"), "JPEG"), ".jpg"),
+    "gray_png": lambda face: (_encoded(face.convert("L"), "PNG"), ".png"),
+    "cmyk_jpeg": lambda face: (_encoded(face.convert("CMYK"), "JPEG", quality=95), ".jpg"),
+    "palette_png": lambda face: (_encoded(face.convert("P"), "PNG"), ".png"),
+    "rgba_png": lambda face: (_encoded(face.convert("RGBA"), "PNG"), ".png"),
+    "gray16_png": lambda face: (_encoded(Image.fromarray(np.asarray(face.convert("L"), np.uint16) * 257), "PNG"),
+                                ".png"),
+    "rgb16_png": lambda face: (tf.io.encode_png(np.asarray(face, np.uint16) * 257).numpy(), ".png"),
+    "png_named_jpg": lambda face: (_encoded(face, "PNG"), ".jpg"),
+    "jpeg_named_png": lambda face: (_encoded(face, "JPEG"), ".png"),
+    "progressive_jpeg": lambda face: (_encoded(face, "JPEG", progressive=True), ".jpeg"),
+}
+# name -> (file bytes or None for no file, extension, AU vector or None for no AUs, expected reason).
+BAD_FUZZ = {
+    "zero_bytes": (lambda face: b"", ".jpg", None, data.EMPTY_FILE),
+    "truncated_jpeg": (lambda face: _encoded(face, "JPEG")[:300], ".jpg", None, data.CORRUPT_IMAGE),
+    "truncated_png": (lambda face: _encoded(face, "PNG")[:-30], ".png", None, data.CORRUPT_IMAGE),
+    "text_named_jpg": (lambda face: b"id,au01\nface,1.0\n" * 20, ".jpg", None, data.NOT_AN_IMAGE),
+    "gif_named_jpg": (lambda face: _encoded(face, "GIF"), ".jpg", None, data.UNSUPPORTED_IMAGE_FORMAT),
+    "bmp_named_png": (lambda face: _encoded(face, "BMP"), ".png", None, data.UNSUPPORTED_IMAGE_FORMAT),
+    "bomb_30000_px": (lambda face: claimed_size_png(30000, 30000), ".png", None, data.TOO_MANY_PIXELS),
+    "bomb_6000_px": (lambda face: claimed_size_png(6000, 6000), ".png", None, data.TOO_MANY_PIXELS),
+    "aus_missing": (None, ".jpg", "absent", data.NO_AUS),
+    "aus_nan": (None, ".jpg", [np.nan] + [1.0] * 16, annotations.NON_FINITE_AUS),
+    "aus_inf": (None, ".jpg", [np.inf] + [1.0] * 16, annotations.NON_FINITE_AUS),
+    "aus_negative": (None, ".jpg", [-0.5] + [1.0] * 16, annotations.AUS_OUT_OF_RANGE),
+    "aus_above_5": (None, ".jpg", [5.5] + [1.0] * 16, annotations.AUS_OUT_OF_RANGE),
+    "aus_16": (None, ".jpg", [1.0] * 16, annotations.WRONG_AU_COUNT),
+    "aus_18": (None, ".jpg", [1.0] * 18, annotations.WRONG_AU_COUNT),
+    "aus_text": (None, ".jpg", "not numbers", annotations.WRONG_AU_COUNT),
+    "image_missing": (None, None, None, data.MISSING_IMAGE),
+}
+
+
+def add_fuzzed_examples(root, face: Image.Image) -> tuple[list[str], dict[str, int]]:
+    """Adds GOOD_FUZZ and BAD_FUZZ examples (made from the RGB `face`) to the train split of layout (a).
+
+    Returns:
+        (ids of the good examples, expected skip count per reason).
+    """
+    table = pickle.loads((root / "aus_openface.pkl").read_bytes())
+    good_aus = [0.5] * 17
+    for name, make in GOOD_FUZZ.items():
+        encoded, extension = make(face)
+        (root / "imgs" / f"{name}{extension}").write_bytes(encoded)
+        table[name] = good_aus
+    expected: dict[str, int] = {}
+    for name, (make, extension, aus, reason) in BAD_FUZZ.items():
+        encoded = make(face) if make else (_encoded(face, "JPEG") if extension else None)
+        if encoded is not None:
+            (root / "imgs" / f"{name}{extension}").write_bytes(encoded)
+        if aus != "absent":
+            table[name] = good_aus if aus is None else aus
+        expected[reason] = expected.get(reason, 0) + 1
+    (root / "aus_openface.pkl").write_bytes(pickle.dumps(table, protocol=2))
+    with open(root / "train_ids.csv", "a") as file:
+        file.write("\n".join([*GOOD_FUZZ, *BAD_FUZZ]) + "\n")
+    return list(GOOD_FUZZ), expected
+
+
+def test_fuzzed_data_every_bad_item_counted_by_kind_and_no_good_example_lost(tmp_path):
+    root = tmp_path / "fuzzed"
+    make_ganimation_dir(root, num_train=10, num_test=2)
+    good, expected = add_fuzzed_examples(root, half_image(24, (200, 120, 60), (40, 90, 160)))
+    config = config_for(root, batch_size=2, n_critic=1)
+    examples = data.load_examples(config)
+    assert examples.summary.skipped_counts() == expected
+    assert set(examples.summary.skipped[data.TOO_MANY_PIXELS]) == {"bomb_30000_px", "bomb_6000_px"}
+    assert examples.summary.usable == {"train": 10 + len(good), "test": 2}
+    assert set(good) <= set(examples.train.ids)
+    # Every usable example decodes in TensorFlow too (ignore_errors would drop and shorten it).
+    decoded = list(data.make_eval_dataset(config, "train", examples=examples, batch_size=64))
+    images = np.concatenate([batch["real_image"].numpy() for batch in decoded])
+    assert len(images) == len(examples.train) and np.isfinite(images).all()
+    by_id = dict(zip(examples.train.ids, images))
+    # Left half (200, 120, 60): the CMYK JPEG and the 16-bit PNGs keep the colour (or its luma).
+    np.testing.assert_allclose(by_id["rgb16_png"][8, 2], np.array([200, 120, 60]) / 127.5 - 1, atol=0.02)
+    np.testing.assert_allclose(by_id["cmyk_jpeg"][8, 2], np.array([200, 120, 60]) / 127.5 - 1, atol=0.1)
+    assert abs(by_id["gray16_png"][8, 2, 0] - by_id["gray_png"][8, 2, 0]) < 0.02
+    # A training epoch holds each usable example once.
+    stream = data.make_training_dataset(config_for(root, batch_size=1, n_critic=1, horizontal_flip=False),
+                                        examples=examples)
+    epoch = np.concatenate([e["real_image"].numpy()[:, 0] for e in stream.take(len(examples.train))])
+    assert len({image.tobytes() for image in epoch}) == len({image.tobytes() for image in images})
+
+
+def test_image_pixel_limit_is_checked_on_the_header(tmp_path):
+    path = tmp_path / "claims.png"
+    path.write_bytes(claimed_size_png(5000, 5000))  # 25,000,000 pixels: at the limit, then undecodable rows
+    assert data.check_image_file(str(path)) == data.CORRUPT_IMAGE
+    assert data.check_image_file(str(path), max_pixels=24_999_999) == data.TOO_MANY_PIXELS
+    assert data.MAX_IMAGE_PIXELS == 25_000_000

@@ -86,3 +86,11 @@ def test_train_script_reports_user_errors_in_one_paragraph(tmp_path):
     assert f"error: the data folder" in missing.stderr and "nowhere" in missing.stderr
     bad_flag = _train_script("--batch_size=0", f"--workdir={tmp_path / 'run'}")
     assert bad_flag.returncode == 2 and "error: batch_size=0 is invalid" in bad_flag.stderr
+
+
+def test_max_nonfinite_skips_is_a_non_negative_integer():
+    assert RunConfig().max_nonfinite_skips == 0  # default: stop at the first NaN/Inf
+    assert RunConfig(max_nonfinite_skips=3).max_nonfinite_skips == 3
+    for value in (-1, 1.5):
+        with pytest.raises(ValueError, match=f"max_nonfinite_skips={value!r} is invalid: expected an integer >= 0"):
+            RunConfig(max_nonfinite_skips=value)

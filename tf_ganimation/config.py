@@ -134,6 +134,7 @@ class RunConfig:
     num_samples: int = 4
     deterministic: bool = False
     seed: int = 0
+    max_nonfinite_skips: int = 0  # 0: a NaN/Inf loss stops the run
 
     STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
     PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
@@ -148,6 +149,8 @@ class RunConfig:
         _positive("summary_every", self.summary_every)
         _positive("sample_every", self.sample_every)
         _positive("num_samples", self.num_samples)
+        _check("max_nonfinite_skips", self.max_nonfinite_skips,
+               isinstance(self.max_nonfinite_skips, int) and self.max_nonfinite_skips >= 0, "an integer >= 0")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,8 +20,9 @@ Splits for (a) and (b): the id lists when either file exists (an id in neither i
 deterministic split by the MD5 of the id (HASH_SPLIT_TEST_PERCENT % test).
 
 Bad data never stops training. `load_examples` validates everything up front (AU vectors; for (a)/(b)
-every image is opened and decoded with PIL in a thread pool; for (c) every record is parsed) and
-returns a `DataSummary` that counts and names what was skipped and why. As a second line of defence
+every image is opened and decoded with PIL in a thread pool, after its header's pixel count is
+checked against MAX_IMAGE_PIXELS; for (c) every record is parsed) and returns a `DataSummary` that
+counts and names what was skipped and why. As a second line of defence
 the tf.data pipelines drop (with a logged warning) an example whose file fails to read or decode later.
 
 Errors: a missing data_dir / imgs folder / AU file raises `DatasetNotFoundError` (a FileNotFoundError);
@@ -61,6 +62,13 @@ EMPTY_FILE = "empty file"
 NOT_AN_IMAGE = "not an image"
 UNSUPPORTED_IMAGE_FORMAT = "not JPEG/PNG"
 CORRUPT_IMAGE = "truncated or corrupt image"
+TOO_MANY_PIXELS = "too many pixels (a decompression bomb?)"
+
+# The largest image (width * height, as its header claims) that `check_image_file` accepts. Training
+# images are face crops (the authors' are 128x128); a 24 MP camera photo (6000x4000) still passes. A
+# file claiming more is refused from its header, before any pixel is decoded: a 2 KB PNG can claim
+# 30000x30000 pixels, which TensorFlow's decoder would try to allocate (2.7 GB) in every parallel call.
+MAX_IMAGE_PIXELS = 25_000_000
 
 _LAYOUTS = (
     "expected one of: (a) ganimation: <dir>/imgs/<id>.jpg|png + <dir>/aus_openface.pkl (dict id -> 17 raw "
@@ -334,17 +342,23 @@ def _split_ids(data_dir: str, all_ids: list[str]) -> tuple[dict[str, list[str]],
     return ids, f"no id lists, so MD5 of the id: {HASH_SPLIT_TEST_PERCENT}% test"
 
 
-def check_image_file(path: str, image_size: int = 128) -> str | None:
-    """Opens and fully decodes one image with PIL.
+def check_image_file(path: str, image_size: int = 128, max_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
+    """Opens and fully decodes one image with PIL, after checking its header's pixel count.
+
+    What is usable is what `preprocess_image` (TensorFlow's decoder) reads, restricted to JPEG and PNG
+    (the formats TFRecords carry): whatever the file's extension (a PNG named .jpg is fine), and in
+    any pixel format TensorFlow turns into RGB (grayscale, palette, alpha, CMYK JPEG, 16-bit PNG).
 
     Args:
         path: an image file.
         image_size: JPEGs are decoded at the smallest DCT scale that is still >= this size (draft
             mode), which keeps checking large photos fast and still reads the whole stream.
+        max_pixels: the largest width * height accepted (MAX_IMAGE_PIXELS); checked on the header.
 
     Returns:
         None when it is a readable JPEG/PNG, else the reason: MISSING_IMAGE, EMPTY_FILE, NOT_AN_IMAGE,
-        UNSUPPORTED_IMAGE_FORMAT or CORRUPT_IMAGE (truncated, bad CRC, undecodable).
+        UNSUPPORTED_IMAGE_FORMAT (GIF, BMP, WebP...), TOO_MANY_PIXELS or CORRUPT_IMAGE (truncated, bad
+        CRC, undecodable).
     """
     try:
         if os.path.getsize(path) == 0:
@@ -352,6 +366,9 @@ def check_image_file(path: str, image_size: int = 128) -> str | None:
         with Image.open(path) as image:
             if image.format not in ("JPEG", "PNG"):
                 return UNSUPPORTED_IMAGE_FORMAT
+            width, height = image.size
+            if width * height > max_pixels:
+                return TOO_MANY_PIXELS
             if image.format == "PNG":
                 image.verify()  # chunk CRCs, which libpng (TF's decoder) checks and PIL's load() does not
         with Image.open(path) as image:
@@ -362,7 +379,9 @@ def check_image_file(path: str, image_size: int = 128) -> str | None:
         return MISSING_IMAGE
     except UnidentifiedImageError:
         return NOT_AN_IMAGE
-    except Exception:  # OSError (truncated), SyntaxError (bad PNG), ValueError, DecompressionBombError...
+    except Image.DecompressionBombError:  # PIL's own guard, in Image.open, above 2 x 89.5 MP
+        return TOO_MANY_PIXELS
+    except Exception:  # OSError (truncated), SyntaxError (bad PNG), ValueError...
         return CORRUPT_IMAGE
     return None
 
@@ -452,20 +471,30 @@ def random_target_aus(real_aus: tf.Tensor, noise: float, seed: tf.Tensor) -> tf.
 
 
 def make_training_dataset(config: DataConfig, input_context: tf.distribute.InputContext | None = None,
-                          examples: Examples | None = None) -> tf.data.Dataset:
-    """The infinite training stream; one element feeds one train_step.
+                          examples: Examples | None = None, first_step: int = 0) -> tf.data.Dataset:
+    """The infinite training stream, from the elements of training step `first_step` + 1 on.
 
     Shuffled each epoch (file lists of (a)/(b) are shuffled whole, as they hold only paths;
-    TFRecords shuffle their shard order and a buffer of config.shuffle_buffer records), repeated,
+    TFRecords shuffle their shard order and permute windows of config.shuffle_buffer records), repeated,
     decoded in parallel (AUTOTUNE), randomly flipped left-right when config.horizontal_flip, batched
     with drop_remainder and prefetched. Deterministic for a given config.seed. Under
     `strategy.distribute_datasets_from_function(lambda ctx: make_training_dataset(config, ctx,
-    examples))` each input pipeline reads a disjoint shard of the data.
+    examples))` each input pipeline reads a disjoint shard of the data, and each train_step takes
+    one element per replica it feeds (num_replicas_in_sync / num_input_pipelines: one per GPU of
+    its host).
+
+    Resuming: the stream started at `first_step` is element for element the uninterrupted stream
+    from that step's first element on. Epoch e of a pipeline is shuffled by the stateless seed
+    (seed, pipeline, e) and element i's flips and targets by (seed, pipeline, i), so no earlier epoch
+    is read: (a)/(b) skip at most one epoch of file names, (c) reads (never decodes) the pipeline's
+    records once to count them and then at most one epoch of records. The one exception: a file
+    that stopped decoding after `load_examples` (dropped with a warning) shifts the examples behind it.
 
     Args:
         config: data settings; batch_size is the GLOBAL batch of one critic update.
         input_context: from distribute_datasets_from_function, or None for one pipeline.
         examples: `load_examples(config)`'s result, to avoid checking the data again; loaded if None.
+        first_step: the training step to resume from (the number of steps already made).
 
     Returns:
         A dataset of {"real_image": float32 [B, n_critic, image_size, image_size, 3] in [-1, 1],
@@ -474,10 +503,12 @@ def make_training_dataset(config: DataConfig, input_context: tf.distribute.Input
         axis comes first so a strategy splits examples, not critic sub-batches).
 
     Raises:
-        ValueError: batch_size not divisible by the number of replicas, or fewer training examples
-            than input pipelines.
+        ValueError: batch_size not divisible by the number of replicas, fewer training examples
+            than input pipelines, or a negative first_step.
     """
     examples = examples or load_examples(config)
+    if first_step < 0:
+        raise ValueError(f"first_step={first_step} is invalid: expected a number >= 0")
     batch_size = config.batch_size
     pipelines, pipeline_id = 1, 0
     if input_context is not None:
@@ -490,11 +521,13 @@ def make_training_dataset(config: DataConfig, input_context: tf.distribute.Input
         raise ValueError(f"{len(examples.train)} training examples in {examples.data_dir} cannot feed "
                          f"{pipelines} input pipelines")
     pipeline_seed = config.seed * 7919 + pipeline_id
-    dataset = _decoded_examples(examples, "train", config, shuffle_seed=pipeline_seed,
-                                shard=(pipelines, pipeline_id))
-    dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size * config.n_critic, drop_remainder=True)
-    dataset = dataset.enumerate()
+    examples_per_element = batch_size * config.n_critic
+    elements_per_step = max(1, input_context.num_replicas_in_sync // pipelines) if input_context is not None else 1
+    first_element = first_step * elements_per_step
+    dataset = _training_examples(examples, config, pipeline_seed, (pipelines, pipeline_id),
+                                 first_example=first_element * examples_per_element)
+    dataset = dataset.batch(examples_per_element, drop_remainder=True)
+    dataset = dataset.enumerate(start=first_element)
 
     def training_element(index, batch):
         seeds = tf.random.experimental.stateless_split(tf.stack([tf.constant(pipeline_seed, tf.int64), index]), 2)
@@ -540,7 +573,7 @@ def make_eval_dataset(config: DataConfig, split: str = "test", examples: Example
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
         shard = (input_context.num_input_pipelines, input_context.input_pipeline_id)
-    dataset = _decoded_examples(examples, split, config, shuffle_seed=None, shard=shard)
+    dataset = _decoded_examples(examples, split, config, shard=shard)
     dataset = dataset.map(lambda example: {key: example[key] for key in ("real_image", "real_aus")})
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
@@ -562,7 +595,7 @@ def fixed_samples(config: DataConfig, num_samples: int, split: str = "test",
     examples = examples or load_examples(config)
     if not len(examples.split(split)):
         split = "train"
-    dataset = _decoded_examples(examples, split, config, shuffle_seed=None, shard=(1, 0))
+    dataset = _decoded_examples(examples, split, config, shard=(1, 0))
     rows = list(dataset.take(2 * num_samples).as_numpy_iterator())
     samples = rows[:num_samples]
     count = len(samples)
@@ -587,46 +620,180 @@ def steps_per_epoch(num_examples: int, config: DataConfig) -> int:
     return max(1, num_examples // (config.batch_size * config.n_critic))
 
 
-def _decoded_examples(examples: Examples, split: str, config: DataConfig, shuffle_seed: int | None,
-                      shard: tuple[int, int]) -> tf.data.Dataset:
-    """One pass over a split as {"real_image" [H, W, 3] in [-1, 1], "real_aus" [17], "id" string []}.
+def _decoded_examples(examples: Examples, split: str, config: DataConfig, shard: tuple[int, int]) -> tf.data.Dataset:
+    """One ordered pass over a split as {"real_image" [H, W, 3] in [-1, 1], "real_aus" [17], "id" string []}.
 
-    Shuffled per pass when shuffle_seed is not None; examples whose file fails to read or decode are
-    dropped with a logged warning (`ignore_errors`), so a file that turned bad after `load_examples`
-    costs one example, not the run.
+    Examples whose file fails to read or decode are dropped with a logged warning (`ignore_errors`),
+    so a file that turned bad after `load_examples` costs one example, not the run. (The training
+    stream, shuffled per epoch, is `_training_examples`.)
     """
     data = examples.split(split)
     pipelines, pipeline_id = shard
     if examples.data_format == "tfrecord":
-        dataset = _records(data.record_paths, config, shuffle_seed, shard)
+        dataset = _records(data.record_paths, shard)
     else:
         dataset = tf.data.Dataset.from_tensor_slices(
             {"path": list(data.image_paths), "real_aus": data.aus, "id": list(data.ids)})
         if pipelines > 1:
             dataset = dataset.shard(pipelines, pipeline_id)
-        if shuffle_seed is not None:
-            # File lists are only paths, so the whole list is shuffled, not a buffer of images.
-            dataset = dataset.shuffle(len(data), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return _decoded(dataset, config)
+
+
+def _decoded(files: tf.data.Dataset, config: DataConfig) -> tf.data.Dataset:
+    """Reads ("path") or takes ("encoded_image") each example's image and decodes it, in parallel.
+
+    An element with "end_of_epoch" True (see `_training_examples`) is passed through with a zero image.
+    """
 
     def decode(example):
-        # Files are read inside the parallel map so that reads overlap too.
-        encoded = tf.io.read_file(example["path"]) if "path" in example else example["encoded_image"]
-        return {"real_image": preprocess_image(encoded, config.image_size), "real_aus": example["real_aus"],
-                "id": example["id"]}
+        def read_and_decode():
+            # Files are read inside the parallel map so that reads overlap too.
+            encoded = tf.io.read_file(example["path"]) if "path" in example else example["encoded_image"]
+            return preprocess_image(encoded, config.image_size)
+
+        decoded = {"real_aus": example["real_aus"], "id": example["id"]}
+        if "end_of_epoch" in example:
+            decoded["end_of_epoch"] = example["end_of_epoch"]
+            decoded["real_image"] = tf.cond(
+                example["end_of_epoch"], lambda: tf.zeros([config.image_size, config.image_size, 3]), read_and_decode)
+        else:
+            decoded["real_image"] = read_and_decode()
+        return decoded
 
     # The warning names the error (e.g. "Unknown image file format"), not the file; load_examples
     # names it when run again.
-    return dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=True)
+    return files.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=True)
 
 
-def _records(paths, config: DataConfig, shuffle_seed: int | None, shard: tuple[int, int]) -> tf.data.Dataset:
+def _epoch_seed(pipeline_seed: int, epoch: tf.Tensor) -> tf.Tensor:
+    """int64 [2]: the stateless seed of one pipeline's epoch."""
+    return tf.stack([tf.constant(pipeline_seed, tf.int64), tf.cast(epoch, tf.int64)])
+
+
+def _training_examples(examples: Examples, config: DataConfig, pipeline_seed: int, shard: tuple[int, int],
+                       first_example: int) -> tf.data.Dataset:
+    """One pipeline's infinite stream of decoded training examples, from example `first_example` on.
+
+    Returns {"real_image" [H, W, 3] in [-1, 1], "real_aus" [17], "id" string []}. Epochs are built one
+    by one (`Dataset.range(first_epoch, ...).flat_map`), each shuffled by a seed made of the
+    pipeline's seed and the epoch number, so the stream can start in any epoch without reading the
+    ones before; the skip inside the first epoch happens before decoding. The stream ends (instead of
+    spinning forever) at an epoch in which no file decodes, i.e. all turned bad after load_examples.
+
+    Raises:
+        EmptyDatasetError: (c) this pipeline's shards hold no valid record.
+    """
+    pipelines, pipeline_id = shard
+    if examples.data_format == "tfrecord":
+        epoch_files, count = _training_record_epochs(examples.train.record_paths, config, pipeline_seed, shard)
+        marker = {"encoded_image": "", "real_aus": np.zeros(action_units.NUM_AUS, np.float32), "id": ""}
+    else:
+        split = examples.train
+        table = {"path": tf.constant(split.image_paths[pipeline_id::pipelines]),
+                 "real_aus": tf.constant(split.aus[pipeline_id::pipelines]),
+                 "id": tf.constant(split.ids[pipeline_id::pipelines])}
+        count = int(table["id"].shape[0])
+        marker = {"path": "", "real_aus": np.zeros(action_units.NUM_AUS, np.float32), "id": ""}
+
+        def epoch_files(epoch):
+            # Only indices are shuffled, the whole epoch at once (a file list holds no pixels).
+            order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64),
+                                                             seed=_epoch_seed(pipeline_seed, epoch))
+            return tf.data.Dataset.from_tensor_slices(order).map(
+                lambda index: {key: tf.gather(value, index) for key, value in table.items()})
+
+    first_epoch, offset = divmod(first_example, count)
+    end_of_epoch = tf.data.Dataset.from_tensors({**marker, "end_of_epoch": True})
+
+    def epoch_with_marker(epoch):
+        files = epoch_files(epoch).skip(tf.where(epoch == first_epoch, np.int64(offset), np.int64(0)))
+        return files.map(lambda example: {**example, "end_of_epoch": False}).concatenate(end_of_epoch)
+
+    files = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch_with_marker)
+    return _until_an_empty_epoch(_decoded(files, config))
+
+
+def _until_an_empty_epoch(stream: tf.data.Dataset) -> tf.data.Dataset:
+    """Drops the end-of-epoch markers and ends the stream at a marker that follows no example."""
+
+    def count(decoded_in_epoch, example):
+        end = example["end_of_epoch"]
+        empty_epoch = tf.logical_and(end, tf.equal(decoded_in_epoch, 0))
+        return tf.where(end, np.int64(0), decoded_in_epoch + 1), (empty_epoch, example)
+
+    stream = stream.scan(np.int64(0), count)
+    stream = stream.take_while(lambda empty_epoch, example: tf.logical_not(empty_epoch))
+    stream = stream.filter(lambda empty_epoch, example: tf.logical_not(example["end_of_epoch"]))
+    return stream.map(lambda empty_epoch, example: {key: value for key, value in example.items()
+                                                    if key != "end_of_epoch"})
+
+
+def _training_record_epochs(paths, config: DataConfig, pipeline_seed: int, shard: tuple[int, int]):
+    """(epoch -> that epoch's parsed, valid records for this pipeline, their number per epoch).
+
+    Shards are assigned to pipelines whole when there are at least as many as pipelines, else every
+    pipeline reads all and keeps every pipelines-th valid record. Each epoch shuffles the shard order
+    by the seed (pipeline seed, epoch), reads 16 shards at a time, interleaved, and permutes each
+    window of config.shuffle_buffer consecutive records. The count reads the pipeline's records once
+    (no decoding).
+
+    Notes: a window permutation (a block shuffle), not tf.data's sliding shuffle buffer: a record
+    moves at most one window; the shard order and the interleave of 16 shards mix across windows.
+    """
+    pipelines, pipeline_id = shard
+    paths = list(paths)
+    shard_files = pipelines > 1 and len(paths) >= pipelines
+    if shard_files:
+        paths = paths[pipeline_id::pipelines]
+    path_tensor = tf.constant(paths)
+
+    def valid_records(file_order):
+        records = tf.data.Dataset.from_tensor_slices(tf.gather(path_tensor, file_order)).interleave(
+            tf.data.TFRecordDataset, cycle_length=min(len(paths), 16), num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True)
+        # Unparseable records raise in parse_example and are dropped; bad AU vectors, empty and
+        # non-JPEG/PNG image bytes are filtered (load_examples has already counted and named them).
+        records = records.map(tfrecords.parse_example, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+        records = records.filter(lambda record: record["valid"] & _is_jpeg_or_png(record["encoded_image"]))
+        if pipelines > 1 and not shard_files:
+            records = records.shard(pipelines, pipeline_id)
+        return records.map(lambda record: {key: record[key] for key in ("encoded_image", "real_aus", "id")})
+
+    def epoch_records(epoch):
+        seed = _epoch_seed(pipeline_seed, epoch)
+        order = tf.random.experimental.stateless_shuffle(tf.range(len(paths)), seed=seed)
+
+        # Not Dataset.shuffle: with a tensor seed it fails once a global seed is set (as train() does),
+        # and a Python seed cannot differ per epoch. Each window of shuffle_buffer records is permuted
+        # by the seed (pipeline seed, epoch, window) instead.
+        def permute(window_index, window):
+            window_seed = tf.random.experimental.stateless_fold_in(seed, window_index)
+            permutation = tf.random.experimental.stateless_shuffle(tf.range(tf.shape(window["id"])[0]),
+                                                                   seed=window_seed)
+            return {key: tf.gather(value, permutation) for key, value in window.items()}
+
+        windows = valid_records(order).batch(config.shuffle_buffer).enumerate()
+        return windows.map(permute).unbatch()
+
+    count = int(valid_records(tf.range(len(paths))).reduce(np.int64(0), lambda total, _: total + 1))
+    if not count:
+        raise EmptyDatasetError(f"input pipeline {pipeline_id} of {pipelines} has no valid record in {paths}")
+    return epoch_records, count
+
+
+def _is_jpeg_or_png(encoded_image: tf.Tensor) -> tf.Tensor:
+    """bool []: the bytes start like a JPEG or a PNG file (what tfrecords.scan_records accepts)."""
+    return (tf.strings.substr(encoded_image, 0, 2) == b"\xff\xd8") | (
+        tf.strings.substr(encoded_image, 0, 8) == b"\x89PNG\r\n\x1a\n")
+
+
+def _records(paths, shard: tuple[int, int]) -> tf.data.Dataset:
+    """The valid records of the shards, in file order: {"encoded_image", "real_aus", "id"}."""
     pipelines, pipeline_id = shard
     files = tf.data.Dataset.from_tensor_slices(list(paths))
     shard_files = pipelines > 1 and len(paths) >= pipelines
     if shard_files:
         files = files.shard(pipelines, pipeline_id)
-    if shuffle_seed is not None:
-        files = files.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
     records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(paths), 16),
                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if pipelines > 1 and not shard_files:
@@ -635,6 +802,4 @@ def _records(paths, config: DataConfig, shuffle_seed: int | None, shard: tuple[i
     # filtered (load_examples has already counted and named both).
     records = records.map(tfrecords.parse_example, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
     records = records.filter(lambda record: record["valid"])
-    if shuffle_seed is not None:
-        records = records.shuffle(config.shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
     return records.map(lambda record: {key: record[key] for key in ("encoded_image", "real_aus", "id")})

@@ -45,9 +45,11 @@ _HELP = {
     "n_critic": "Critic updates per generator update (paper: 5).",
     "horizontal_flip": "Randomly flip training faces left-right.",
     "target_aus_noise": "Uniform noise added to the borrowed target AUs (authors: 0.1).",
-    "shuffle_buffer": "Examples in the shuffle buffer.",
+    "shuffle_buffer": "TFRecords: consecutive records permuted together each epoch (image folders shuffle whole "
+                      "epochs).",
     "seed": "Seed of the data order, the initial weights and the gradient penalty's draws.",
-    "strategy": "auto (all GPUs when several, else one device), one_device, mirrored or multi_worker.",
+    "strategy": "auto (all GPUs when several, else one device), one_device, mirrored or multi_worker (one "
+                "process per host, the cluster in TF_CONFIG; see README).",
     "mixed_precision": "none, mixed_bfloat16 or mixed_float16 (GPUs); losses stay float32.",
     "jit_compile": "Compile train_step with XLA (helps on GPUs; 3-8x slower on CPU here).",
     "max_steps": "Stop after this many steps (0: train for --epochs).",
@@ -56,7 +58,10 @@ _HELP = {
     "summary_every": "Write TensorBoard scalars every N steps.",
     "sample_every": "Write the sample grid (TensorBoard and PNG) every N steps.",
     "num_samples": "Faces in the sample grid.",
-    "deterministic": "TensorFlow op determinism: the same weights from the same seed (slower).",
+    "deterministic": "TensorFlow op determinism: the same weights from the same seed, also across a kill and "
+                     "resume (slower).",
+    "max_nonfinite_skips": "Steps with a NaN/Inf loss or gradient to skip (their updates are not applied) before "
+                           "stopping; 0: stop at the first, keeping the last checkpoint.",
 }
 
 flags.DEFINE_string("workdir", None, "Run folder: checkpoints, logs, samples, config.json. Resumed when it exists.")

@@ -10,12 +10,18 @@ Design facts measured on TF 2.21 / Keras 3.15 (BUILD_NOTES.md has the details):
 3. `call()` is defined (inference) so the wrapper builds under MirroredStrategy.
 4. Keras sums gradients over replicas: each replica's loss is divided by `num_replicas_in_sync`
    inside the tape, in `_replica_scaled` and nowhere else.
+5. Non-finite guard, without `tf.cond` (see 1): an update whose loss or gradients hold a NaN or Inf on
+   any replica is skipped whole. `_guarded` turns all of that replica's gradients into NaN; the
+   all-reduce inside `apply_gradients` spreads the NaN to every replica; `GuardedAdam` then leaves
+   each variable and its moments as they were (a `tf.where` on the update). Skips are counted in
+   `skipped_updates` (per replica), which is not part of train_step's logs.
 """
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from tf_ganimation import losses
 from tf_ganimation.config import LossConfig
@@ -60,6 +66,27 @@ def _interpolation_weights(local_batch_size, seed) -> tf.Tensor:
     return alpha[replica_id * local_batch_size:(replica_id + 1) * local_batch_size]
 
 
+def _guarded(loss: tf.Tensor, gradients: list, optimizer) -> tuple[list, tf.Tensor]:
+    """The gradients unchanged when `loss` and every gradient are finite, else all NaN; and that flag.
+
+    NaN (rather than zero) so that the sum over replicas in `apply_gradients` makes the update
+    non-finite on every replica, whichever replica went wrong; `GuardedAdam` skips it there. Under
+    float16 loss scaling only the loss is checked: gradients that overflow are the
+    LossScaleOptimizer's business (it skips the update and lowers the scale), not a fault.
+
+    Returns:
+        (gradients, finite: bool []), None gradients kept as None.
+    """
+    finite = tf.reduce_all(tf.math.is_finite(loss))
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        for gradient in gradients:
+            if gradient is not None:
+                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(gradient)))
+    guarded = [None if gradient is None else tf.where(finite, gradient, tf.constant(float("nan"), gradient.dtype))
+               for gradient in gradients]
+    return guarded, finite
+
+
 def _replica_scaled(loss: tf.Tensor) -> tf.Tensor:
     """A replica's loss divided by the replica count: the one place where distribution enters."""
     return loss / tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, loss.dtype)
@@ -88,6 +115,9 @@ class GANimation(keras.Model):
                  "generator_loss", "generator_adversarial_loss", "generator_aus_loss", "cycle_loss",
                  "attention_mean_loss", "attention_tv_loss", "attention_mean"]
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        # Updates skipped by the non-finite guard (see note 5), summed over replicas when read.
+        self.skipped_updates = {network: keras.metrics.Sum(name=f"skipped_{network}_updates")
+                                for network in ("critic", "generator")}
         self.built = True  # both networks arrive built; a wrapper without weights of its own.
 
     def compile(self, generator_optimizer: keras.optimizers.Optimizer,
@@ -142,7 +172,9 @@ class GANimation(keras.Model):
             loss = adversarial + config.lambda_gp * penalty + config.lambda_aus * aus_loss
             scaled = self.critic_optimizer.scale_loss(_replica_scaled(loss))
         variables = self.critic.trainable_variables
-        self.critic_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        gradients, finite = _guarded(loss, tape.gradient(scaled, variables), self.critic_optimizer)
+        self.critic_optimizer.apply_gradients(zip(gradients, variables))
+        self.skipped_updates["critic"].update_state(1.0 - tf.cast(finite, tf.float32))
         self._track(critic_loss=loss, wasserstein_distance=-adversarial, gradient_penalty=penalty,
                     critic_aus_loss=aus_loss)
 
@@ -163,7 +195,9 @@ class GANimation(keras.Model):
                     + config.lambda_attention * attention_mean + config.lambda_tv * attention_tv)
             scaled = self.generator_optimizer.scale_loss(_replica_scaled(loss))
         variables = self.generator.trainable_variables
-        self.generator_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        gradients, finite = _guarded(loss, tape.gradient(scaled, variables), self.generator_optimizer)
+        self.generator_optimizer.apply_gradients(zip(gradients, variables))
+        self.skipped_updates["generator"].update_state(1.0 - tf.cast(finite, tf.float32))
         self._track(generator_loss=loss, generator_adversarial_loss=adversarial, generator_aus_loss=aus_loss,
                     cycle_loss=cycle, attention_mean_loss=attention_mean, attention_tv_loss=attention_tv,
                     attention_mean=tf.reduce_mean(edited["attention"]))
@@ -173,9 +207,45 @@ class GANimation(keras.Model):
             self.trackers[name].update_state(value)
 
 
+@keras.saving.register_keras_serializable(package="tf_ganimation")
+class GuardedAdam(keras.optimizers.Adam):
+    """Adam that leaves a variable and its two moments unchanged when its gradient holds a NaN or Inf.
+
+    With finite gradients it computes exactly what `keras.optimizers.Adam.update_step` (Keras 3.15)
+    computes, bit for bit: the same expressions, each increment multiplied by 1.0. With a non-finite
+    gradient every increment is multiplied by 0.0 (and the gradient replaced by zeros first, since
+    0 * NaN is NaN), so nothing changes. Works under any tf.distribute strategy: no `tf.cond`.
+
+    Notes: the iteration count still advances on a skipped update (Keras increments it outside
+    update_step), so a skipped training step still counts as a step: steps stay aligned with data
+    elements and with the learning-rate schedule. Only Adam's bias correction sees the extra count.
+    """
+
+    def __init__(self, *args, amsgrad: bool = False, **kwargs):
+        if amsgrad:
+            raise ValueError("amsgrad=True is invalid for GuardedAdam: expected False")
+        super().__init__(*args, **kwargs)
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        finite = ops.all(ops.isfinite(gradient))
+        keep = ops.cast(finite, variable.dtype)  # 1.0 applies the update, 0.0 skips it
+        gradient = ops.where(finite, gradient, ops.zeros_like(gradient))
+        local_step = ops.cast(self.iterations + 1, variable.dtype)
+        beta_1_power = ops.power(ops.cast(self.beta_1, variable.dtype), local_step)
+        beta_2_power = ops.power(ops.cast(self.beta_2, variable.dtype), local_step)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        self.assign_add(m, keep * ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
+        self.assign_add(v, keep * ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
+        self.assign_sub(variable, keep * ops.divide(ops.multiply(m, alpha), ops.add(ops.sqrt(v), self.epsilon)))
+
+
 def make_optimizer(learning_rate, beta_1: float, beta_2: float, mixed_precision: str = "none"):
-    """Adam with the paper's betas; wrapped in dynamic loss scaling for float16 mixed precision."""
-    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
+    """GuardedAdam with the paper's betas; wrapped in dynamic loss scaling for float16 mixed precision."""
+    optimizer = GuardedAdam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
     if mixed_precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer

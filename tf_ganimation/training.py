@@ -1,7 +1,31 @@
 """`train(config, workdir)`: one GANimation training run, resumable, with checkpoints and TensorBoard.
 
 The run folder's layout is described in workdir.py. A run restarted on the same workdir resumes from
-its latest checkpoint with the same step, optimizer state and learning-rate position.
+its latest readable checkpoint with the same step, optimizer state, learning-rate position and data
+position (the training stream restarts at element `step`, see data.make_training_dataset): with
+RunConfig.deterministic an interrupted and resumed run ends with the same weights as one that was not.
+
+Faults:
+  * A hard kill (SIGKILL, power to the process lost) at any point: tf.train.CheckpointManager writes a
+    checkpoint's data and index files first and records them in the `checkpoint` state file last
+    (atomically), so a kill leaves the state file pointing at the previous complete checkpoint;
+    restore reads only what the state file records, and an unreadable one (truncated, deleted) falls
+    back to the one before it with a warning. Files of an unrecorded checkpoint are removed.
+  * SIGINT/SIGTERM: a checkpoint is saved after the current step, then the run stops.
+  * A NaN or Inf loss or gradient: that update is skipped in the graph (model.py, note 5), so the
+    weights stay finite; the run then stops with `NonFiniteLossError` naming the step and the terms,
+    leaving the last checkpoint as it was, unless RunConfig.max_nonfinite_skips allows skipping more.
+
+Distribution: the loop is a small custom one, `strategy.run(gan.train_step)` in a tf.function,
+the same for every strategy (Keras 3.15's fit fails under MultiWorkerMirroredStrategy,
+keras-team/keras#20585). Under multi_worker every worker runs this function with the same config
+and workdir (a folder all of them see); the chief (task 0) writes checkpoints, summaries, samples and
+the final weights; the other workers save their checkpoints into a temporary folder that is deleted
+(every worker must call save), and all restore from the chief's checkpoints.
+
+Test hook: the environment variable TF_GANIMATION_TEST_KILL_AT=step:N makes the process SIGKILL
+itself right after train step N; =checkpoint:N after checkpoint N's data and index files are written
+but before the state file records them. Only tests set it.
 """
 
 from __future__ import annotations
@@ -11,6 +35,8 @@ import dataclasses
 import math
 import os
 import pathlib
+import re
+import shutil
 import signal
 import sys
 import time
@@ -22,7 +48,18 @@ from absl import logging
 from PIL import Image
 
 from tf_ganimation import data, model, networks, workdir as workdir_lib
-from tf_ganimation.config import Config
+from tf_ganimation.config import Config, RunConfig
+
+KILL_AT_VARIABLE = "TF_GANIMATION_TEST_KILL_AT"
+WORKER_CHECKPOINT_DIR = "workertemp_{task_id}"  # inside the checkpoint folder; deleted after each save
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term or gradient became NaN or Inf more often than RunConfig.max_nonfinite_skips allows."""
+
+
+class CheckpointError(ValueError):
+    """The checkpoint folder records checkpoints, but none of them can be read."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +80,13 @@ def make_schedule(config: Config, num_train_examples: int) -> Schedule:
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """auto: MirroredStrategy over every GPU when there are several, else the default (one device)."""
+    """auto: MirroredStrategy over every GPU when there are several, else the default (one device).
+
+    multi_worker reads the cluster from the TF_CONFIG environment variable; it must be created before
+    TensorFlow runs any op, so `train` creates the strategy first.
+    """
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "one_device"
@@ -51,9 +94,23 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"strategy={name!r} is invalid: expected one of auto, one_device, mirrored, multi_worker")
+
+
+def _task(run: RunConfig) -> tuple[str | None, int, bool]:
+    """(task type, task id, whether it is the chief) of this process, from TF_CONFIG for multi_worker."""
+    if run.strategy != "multi_worker":
+        return None, 0, True
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    task_type, task_id = resolver.task_type, resolver.task_id or 0
+    has_chief = "chief" in resolver.cluster_spec().jobs
+    chief = task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0 and not has_chief)
+    return task_type, task_id, chief
+
+
+def is_chief(run: RunConfig) -> bool:
+    """Whether this process writes the run's files: always, except on the non-chief workers of multi_worker."""
+    return _task(run)[2]
 
 
 def build_gan(config: Config, schedule: Schedule) -> model.GANimation:
@@ -75,16 +132,136 @@ def build_gan(config: Config, schedule: Schedule) -> model.GANimation:
     return gan
 
 
-def make_checkpoint_manager(gan: model.GANimation, directory: os.PathLike, keep: int) -> tf.train.CheckpointManager:
-    """Both networks and both optimizers (whose iteration counts are the step); the last `keep` kept."""
-    checkpoint = tf.train.Checkpoint(generator=gan.generator, critic=gan.critic,
-                                     generator_optimizer=gan.generator_optimizer,
-                                     critic_optimizer=gan.critic_optimizer)
-    return tf.train.CheckpointManager(checkpoint, os.fspath(directory), max_to_keep=keep)
-
-
 def current_step(gan: model.GANimation) -> int:
     return int(gan.generator_optimizer.iterations.numpy())
+
+
+# === Checkpoints ===
+
+
+def make_checkpoint(gan: model.GANimation) -> tf.train.Checkpoint:
+    """Both networks and both optimizers (whose iteration counts are the step)."""
+    return tf.train.Checkpoint(generator=gan.generator, critic=gan.critic,
+                               generator_optimizer=gan.generator_optimizer, critic_optimizer=gan.critic_optimizer)
+
+
+def make_checkpoint_manager(gan: model.GANimation, directory: os.PathLike, keep: int) -> tf.train.CheckpointManager:
+    """A manager of `make_checkpoint(gan)` in `directory` keeping the last `keep` checkpoints."""
+    return tf.train.CheckpointManager(make_checkpoint(gan), os.fspath(directory), max_to_keep=keep)
+
+
+def recorded_checkpoints(directory: os.PathLike) -> list[str]:
+    """The checkpoint paths the folder's `checkpoint` state file records, oldest first ([] if none)."""
+    state = tf.train.get_checkpoint_state(os.fspath(directory))
+    if state is None:
+        return []
+    paths = list(state.all_model_checkpoint_paths)
+    if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
+        paths.append(state.model_checkpoint_path)
+    return [path if os.path.isabs(path) else os.path.join(os.fspath(directory), path) for path in paths]
+
+
+def restore_latest(checkpoint: tf.train.Checkpoint, directory: os.PathLike) -> str | None:
+    """Restores the newest readable recorded checkpoint; an unreadable one falls back to the one before.
+
+    Returns:
+        The restored checkpoint's path, or None when the folder records none (a new run).
+
+    Raises:
+        CheckpointError: checkpoints are recorded but none can be read.
+    """
+    candidates = recorded_checkpoints(directory)
+    failures = []
+    for path in reversed(candidates):
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+        except AssertionError:  # readable, but another model's: _check_resumable names the difference
+            raise
+        except Exception as error:  # OpError (missing, bad CRC), IndexError (truncated), ...
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            logging.warning("Checkpoint %s cannot be read (%s): falling back to the one before it", path, reason)
+            print(f"warning: checkpoint {path} cannot be read ({reason}); trying the one before it", file=sys.stderr)
+            failures.append(f"{os.path.basename(path)}: {reason}")
+            continue
+        return path
+    if failures:
+        raise CheckpointError(f"none of the checkpoints recorded in {directory} can be read ({'; '.join(failures)}): "
+                              "move that folder away to start the run over, or restore it from a backup")
+    return None
+
+
+def remove_unfinished_checkpoints(directory: os.PathLike) -> list[str]:
+    """Removes what interrupted saves left: `ckpt-N_temp` folders, and files of checkpoints newer than
+    the newest recorded one that the state file does not record. Returns the removed names.
+
+    Older unrecorded files are left alone (they may be a user's), and nothing is removed when the
+    folder has no state file.
+    """
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():
+        return []
+    recorded = {os.path.basename(path) for path in recorded_checkpoints(directory)}
+    newest = max((int(name.rsplit("-", 1)[1]) for name in recorded if re.fullmatch(r"ckpt-\d+", name)), default=None)
+    removed = []
+    for entry in sorted(directory.iterdir()):
+        match = re.fullmatch(r"(ckpt-(\d+))(_temp|\.index|\.data-\d+-of-\d+)", entry.name)
+        if not match:
+            continue
+        if match.group(3) == "_temp" or (newest is not None and match.group(1) not in recorded
+                                         and int(match.group(2)) > newest):
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            removed.append(entry.name)
+    if removed:
+        logging.warning("Removed the files of an interrupted checkpoint save in %s: %s", directory, ", ".join(removed))
+    return removed
+
+
+class CheckpointWriter:
+    """Saves checkpoints: the chief into the run's checkpoint folder, other workers into a temporary
+    folder deleted after each save (MultiWorkerMirroredStrategy needs every worker to save)."""
+
+    def __init__(self, checkpoint: tf.train.Checkpoint, directory: pathlib.Path, keep: int, run: RunConfig):
+        _, task_id, self.is_chief = _task(run)
+        self.directory = directory if self.is_chief else directory / WORKER_CHECKPOINT_DIR.format(task_id=task_id)
+        if not self.is_chief:  # what a killed worker left; its state would make the manager skip a save
+            shutil.rmtree(self.directory, ignore_errors=True)
+        self.manager = tf.train.CheckpointManager(checkpoint, os.fspath(self.directory), max_to_keep=keep)
+        self.last_step = None
+
+    def save(self, step: int) -> str | None:
+        """Saves checkpoint `step` unless this writer saved it already; returns its path on the chief."""
+        if step == self.last_step:
+            return None
+        options = None
+        if self.is_chief and _kill_point() == ("checkpoint", step):
+            # After the data and index files, before CheckpointManager records them (its own callback runs
+            # after ours): the moment a kill would leave a complete but unrecorded checkpoint.
+            options = tf.train.CheckpointOptions(experimental_write_callbacks=[_kill_self])
+        path = self.manager.save(checkpoint_number=step, options=options)
+        self.last_step = step
+        if not self.is_chief:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            return None
+        logging.info("Saved checkpoint %s", path)
+        return path
+
+
+def _kill_point() -> tuple[str, int] | None:
+    value = os.environ.get(KILL_AT_VARIABLE)
+    if not value:
+        return None
+    match = re.fullmatch(r"(step|checkpoint):(\d+)", value)
+    if not match:
+        raise ValueError(f"{KILL_AT_VARIABLE}={value!r} is invalid: expected step:N or checkpoint:N (a test hook)")
+    return match.group(1), int(match.group(2))
+
+
+def _kill_self() -> None:
+    print(f"{KILL_AT_VARIABLE}={os.environ[KILL_AT_VARIABLE]}: killing this process", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+# === Monitoring ===
 
 
 def sample_grid(gan: model.GANimation, samples: dict) -> np.ndarray:
@@ -122,65 +299,143 @@ class _Interrupted:
                 signal.signal(number, handler)
 
 
-class TrainingMonitor(keras.callbacks.Callback):
-    """Checkpoints, TensorBoard scalars and sample grids, images/s, and stopping at the final step."""
+class NonFiniteGuard:
+    """Decides, after each step, what a NaN/Inf loss term or skipped update means for the run.
 
-    def __init__(self, gan, config: Config, schedule: Schedule, run_dir: pathlib.Path,
-                 manager: tf.train.CheckpointManager, samples: dict, interrupted: _Interrupted):
-        super().__init__()
+    The step itself has already skipped the non-finite updates (model.py, note 5). The first
+    `max_skips` such steps are logged and training goes on; the next one raises NonFiniteLossError.
+    """
+
+    def __init__(self, max_skips: int):
+        self.max_skips = max_skips
+        self.skipped_steps: list[int] = []
+
+    def check(self, step: int, logs: dict, skipped_updates: dict, last_checkpoint=lambda: None) -> bool:
+        """True when the step had a non-finite loss or update (and was allowed to be skipped).
+
+        Args:
+            step: the step just made.
+            logs: loss term -> its value at this step.
+            skipped_updates: network -> updates skipped at this step (summed over replicas).
+            last_checkpoint: () -> the latest recorded checkpoint's path or None, for the message.
+
+        Raises:
+            NonFiniteLossError: more than max_skips such steps; the message names the step and terms.
+        """
+        terms = {name: value for name, value in logs.items() if not math.isfinite(value)}
+        networks_skipped = [name for name, count in skipped_updates.items() if count > 0]
+        if not terms and not networks_skipped:
+            return False
+        found = (", ".join(f"{name}={value}" for name, value in terms.items()) if terms
+                 else "finite losses but non-finite gradients")
+        skipped = ", ".join(networks_skipped) or "none"
+        what = f"step {step}: non-finite loss terms: {found} (updates not applied: {skipped})"
+        self.skipped_steps.append(step)
+        if len(self.skipped_steps) > self.max_skips:
+            path = last_checkpoint()
+            kept = f"the last checkpoint, {path}, is kept as it was" if path else "no checkpoint was written yet"
+            allowed = f" after skipping {self.max_skips} such steps" if self.max_skips else ""
+            raise NonFiniteLossError(
+                f"training stopped at {what}{allowed}; {kept}. Lower the learning rates, check the data (the "
+                "data summary at the start lists what was skipped), or pass --max_nonfinite_skips=N to skip "
+                "up to N such batches")
+        logging.warning("Skipping the batch of %s [%d of at most %d]", what, len(self.skipped_steps), self.max_skips)
+        print(f"warning: skipped the batch of {what} [{len(self.skipped_steps)} of at most {self.max_skips}]",
+              file=sys.stderr)
+        return True
+
+
+class TrainingMonitor:
+    """After each step: TensorBoard scalars, sample grids, images/s and checkpoints.
+
+    The chief writes summaries and samples; every worker saves checkpoints (see CheckpointWriter).
+    Scalars are the mean of each loss term over the finite steps since the previous write.
+    """
+
+    def __init__(self, gan, config: Config, schedule: Schedule, run_dir: pathlib.Path, writer: CheckpointWriter,
+                 samples: dict | None):
         self.gan, self.config, self.schedule, self.run_dir = gan, config, schedule, run_dir
-        self.manager, self.samples, self.interrupted = manager, samples, interrupted
-        self.writer = tf.summary.create_file_writer(os.fspath(run_dir / workdir_lib.LOGS_DIR))
+        self.checkpoints, self.samples = writer, samples
+        self.is_chief = writer.is_chief
+        self.summary_writer = (tf.summary.create_file_writer(os.fspath(run_dir / workdir_lib.LOGS_DIR))
+                               if self.is_chief else None)
         self.images_per_step = config.data.batch_size * config.data.n_critic
         self._clock = (time.perf_counter(), current_step(gan))
+        self._sums: dict[str, float] = {}
+        self._count = 0
         self.images_per_second = 0.0
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = current_step(self.gan)
+    def after_step(self, step: int, logs: dict, skipped: bool, stopping: bool) -> None:
+        if not skipped:
+            self._sums = {name: self._sums.get(name, 0.0) + value for name, value in logs.items()}
+            self._count += 1
         run = self.config.run
-        if step % run.summary_every == 0 or step == self.schedule.final_step:
-            self._write_scalars(step, logs or {})
-        if step % run.sample_every == 0 or step == self.schedule.final_step:
+        last = step >= self.schedule.final_step
+        if self.is_chief and (step % run.summary_every == 0 or last):
+            self._write_scalars(step)
+        if self.is_chief and (step % run.sample_every == 0 or last):
             self.write_samples(step)
-        end_of_epoch = step % self.schedule.steps_per_epoch == 0
-        if step % run.checkpoint_every == 0 or end_of_epoch or step >= self.schedule.final_step:
-            self.save(step)
-        if self.interrupted.signal_number:
-            self.save(step)
-            self.model.stop_training = True
-        if step >= self.schedule.final_step:
-            self.model.stop_training = True
+        if step % run.checkpoint_every == 0 or step % self.schedule.steps_per_epoch == 0 or last or stopping:
+            self.checkpoints.save(step)
 
-    def save(self, step: int) -> None:
-        if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
-            return
-        path = self.manager.save(checkpoint_number=step)
-        logging.info("Saved checkpoint %s", path)
-
-    def _write_scalars(self, step: int, logs: dict) -> None:
+    def _write_scalars(self, step: int) -> None:
         start_time, start_step = self._clock
         now = time.perf_counter()
         if step > start_step:
             self.images_per_second = (step - start_step) * self.images_per_step / (now - start_time)
         self._clock = (now, step)
-        with self.writer.as_default(step=step):
-            for name, value in logs.items():
-                tf.summary.scalar(f"losses/{name}", float(value))
+        means = {name: total / self._count for name, total in self._sums.items()} if self._count else {}
+        self._sums, self._count = {}, 0
+        with self.summary_writer.as_default(step=step):
+            for name, value in means.items():
+                tf.summary.scalar(f"losses/{name}", value)
             tf.summary.scalar("learning_rate/generator", float(self.gan.generator_optimizer.learning_rate))
             tf.summary.scalar("learning_rate/critic", float(self.gan.critic_optimizer.learning_rate))
             tf.summary.scalar("images_per_second", self.images_per_second)
         logging.info("step %d/%d: %.1f images/s, generator_loss %.4f, critic_loss %.4f", step,
-                     self.schedule.final_step, self.images_per_second, float(logs.get("generator_loss", math.nan)),
-                     float(logs.get("critic_loss", math.nan)))
+                     self.schedule.final_step, self.images_per_second, means.get("generator_loss", math.nan),
+                     means.get("critic_loss", math.nan))
 
     def write_samples(self, step: int) -> pathlib.Path:
         grid = sample_grid(self.gan, self.samples)
         path = self.run_dir / workdir_lib.SAMPLES_DIR / f"step_{step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(grid).save(path)
-        with self.writer.as_default(step=step):
+        with self.summary_writer.as_default(step=step):
             tf.summary.image("samples (real | attention | color | fake | reconstruction)", grid[None], step=step)
         return path
+
+
+# === The loop ===
+
+
+def make_step_function(gan: model.GANimation, strategy: tf.distribute.Strategy, jit_compile: bool = False):
+    """A tf.function(iterator, stop) running one train_step on every replica.
+
+    Returns (logs: name -> loss term of this step, averaged over replicas; skipped: network -> number
+    of its updates the non-finite guard skipped, summed over replicas; stop: the number of replicas
+    whose process asked to stop, so that every worker stops after the same step).
+    """
+    trackers = [*gan.metrics, *gan.skipped_updates.values()]
+
+    def replica_step(element, stop):
+        for tracker in trackers:  # per-step values, not running means
+            tracker.reset_state()
+        logs = gan.train_step(element)
+        skipped = {name: tracker.result() for name, tracker in gan.skipped_updates.items()}
+        return logs, skipped, tf.cast(stop, tf.float32)
+
+    replica_step = tf.function(replica_step, jit_compile=jit_compile)
+
+    @tf.function
+    def step(iterator, stop):
+        logs, skipped, stop = strategy.run(replica_step, args=(next(iterator), stop))
+        mean = lambda value: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+        total = lambda value: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+        return ({name: mean(value) for name, value in logs.items()},
+                {name: total(value) for name, value in skipped.items()}, total(stop))
+
+    return step
 
 
 def _check_resumable(config: Config, run_dir: pathlib.Path) -> None:
@@ -196,56 +451,86 @@ def _check_resumable(config: Config, run_dir: pathlib.Path) -> None:
 
 
 def train(config: Config, workdir: os.PathLike) -> dict:
-    """Trains GANimation on `config.data` into `workdir`, resuming from its latest checkpoint.
+    """Trains GANimation on `config.data` into `workdir`, resuming from its latest readable checkpoint.
 
     Returns:
         {"step": final step, "interrupted_by": signal number or 0, "images_per_second": float,
-         plus the last value of every loss term}.
+         "skipped_steps": steps with a skipped non-finite update, plus every loss term of the last step}.
+
+    Raises:
+        NonFiniteLossError: see NonFiniteGuard. CheckpointError: no recorded checkpoint is readable.
+        ValueError, FileNotFoundError: a bad config, workdir or dataset (data.load_examples).
     """
     run_dir = pathlib.Path(workdir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _check_resumable(config, run_dir)
     if config.run.deterministic:
         tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(config.run.strategy)  # first: MultiWorkerMirroredStrategy precedes every op
+    chief = is_chief(config.run)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_resumable(config, run_dir)
     keras.utils.set_random_seed(config.run.seed)
     if config.run.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(config.run.mixed_precision)
 
     examples = data.load_examples(config.data)  # logs the data summary: usable and skipped examples
     schedule = make_schedule(config, len(examples.train))
-    strategy = make_strategy(config.run.strategy)
     logging.info("Strategy %s with %d replicas; %d train examples, %d steps per epoch, stopping at step %d",
                  type(strategy).__name__, strategy.num_replicas_in_sync, len(examples.train),
                  schedule.steps_per_epoch, schedule.final_step)
     with strategy.scope():
         gan = build_gan(config, schedule)
-    manager = make_checkpoint_manager(gan, run_dir / workdir_lib.CHECKPOINT_DIR, config.run.keep_checkpoints)
-    if manager.latest_checkpoint:
-        manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print(f"Resuming from step {current_step(gan)} ({manager.latest_checkpoint})", file=sys.stderr)
-    workdir_lib.save_config(config, run_dir)
+    checkpoint = make_checkpoint(gan)
+    checkpoint_dir = run_dir / workdir_lib.CHECKPOINT_DIR
+    if chief:
+        remove_unfinished_checkpoints(checkpoint_dir)
+    restored = restore_latest(checkpoint, checkpoint_dir)
+    step = current_step(gan)
+    if restored:
+        print(f"Resuming from step {step} ({restored})", file=sys.stderr)
+    if chief:
+        workdir_lib.save_config(config, run_dir)
 
     dataset = strategy.distribute_datasets_from_function(
-        lambda context: data.make_training_dataset(config.data, context, examples))
-    samples = data.fixed_samples(config.data, config.run.num_samples, examples=examples)
-    step = current_step(gan)
-    remaining = max(0, schedule.final_step - step)
+        lambda context: data.make_training_dataset(config.data, context, examples, first_step=step))
+    samples = None
+    if chief:
+        samples = data.fixed_samples(config.data, config.run.num_samples, examples=examples)
+        samples = {key: value for key, value in samples.items() if key != "id"}
+    writer = CheckpointWriter(checkpoint, checkpoint_dir, config.run.keep_checkpoints, config.run)
+    monitor = TrainingMonitor(gan, config, schedule, run_dir, writer, samples)
+    guard = NonFiniteGuard(config.run.max_nonfinite_skips)
     interrupted = _Interrupted()
-    monitor = TrainingMonitor(gan, config, schedule, run_dir, manager,
-                              {k: v for k, v in samples.items() if k != "id"}, interrupted)
-    history = {}
-    if remaining:
-        with interrupted.installed():
-            history = gan.fit(dataset, initial_epoch=step // schedule.steps_per_epoch,
-                              epochs=step // schedule.steps_per_epoch + math.ceil(remaining / schedule.steps_per_epoch),
-                              steps_per_epoch=schedule.steps_per_epoch, callbacks=[monitor], shuffle=False,
-                              verbose=1 if sys.stdout.isatty() else 2).history
-    else:
+    kill_point = _kill_point()
+    logs: dict[str, float] = {}
+    if step >= schedule.final_step:
         logging.info("Nothing to do: the run in %s is at step %d of %d", run_dir, step, schedule.final_step)
-    step = current_step(gan)
-    if not interrupted.signal_number:
+    with interrupted.installed():
+        step_function = make_step_function(gan, strategy, config.run.jit_compile)
+        iterator = iter(dataset)
+        while step < schedule.final_step:
+            try:
+                step_logs, skipped_updates, stop = step_function(iterator, tf.constant(bool(interrupted.signal_number)))
+            except tf.errors.OutOfRangeError as error:  # data.make_training_dataset ends at an epoch of bad files
+                raise data.EmptyDatasetError(
+                    f"the training data ran out after step {step}: no image of a whole epoch decoded, so the files "
+                    f"in {config.data.data_dir} changed after the run checked them; run again to check them anew "
+                    f"(the last checkpoint is kept)") from error
+            step = current_step(gan)
+            if kill_point == ("step", step):
+                _kill_self()
+            step_logs = {name: float(value) for name, value in step_logs.items()}
+            skipped = guard.check(step, step_logs, {name: float(value) for name, value in skipped_updates.items()},
+                                  lambda: (recorded_checkpoints(checkpoint_dir) or [None])[-1])
+            logs = step_logs
+            stopping = float(stop) > 0 and step < schedule.final_step
+            monitor.after_step(step, step_logs, skipped, stopping)
+            if stopping:
+                break
+    # A run that reached its final step is complete, signal or not. A signal to another worker stops
+    # this one too; it counts as SIGTERM here.
+    interrupted_by = 0 if step >= schedule.final_step else (interrupted.signal_number or int(signal.SIGTERM))
+    if chief and not interrupted_by:
         gan.generator.save_weights(run_dir / workdir_lib.GENERATOR_WEIGHTS)
         gan.critic.save_weights(run_dir / workdir_lib.CRITIC_WEIGHTS)
-    return {"step": step, "interrupted_by": interrupted.signal_number,
-            "images_per_second": monitor.images_per_second,
-            **{name: float(values[-1]) for name, values in history.items()}}
+    return {"step": step, "interrupted_by": interrupted_by, "images_per_second": monitor.images_per_second,
+            "skipped_steps": len(guard.skipped_steps), **logs}
