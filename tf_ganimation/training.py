@@ -502,6 +502,9 @@ def train(config: Config, workdir: os.PathLike) -> dict:
     interrupted = _Interrupted()
     kill_point = _kill_point()
     logs: dict[str, float] = {}
+    # Keras' progress bar with every loss term, on a terminal (logs get absl lines every summary_every steps).
+    progress = keras.utils.Progbar(schedule.final_step, verbose=1 if chief and sys.stdout.isatty() else 0,
+                                   stateful_metrics=None, unit_name="step")
     if step >= schedule.final_step:
         logging.info("Nothing to do: the run in %s is at step %d of %d", run_dir, step, schedule.final_step)
     with interrupted.installed():
@@ -524,6 +527,7 @@ def train(config: Config, workdir: os.PathLike) -> dict:
             logs = step_logs
             stopping = float(stop) > 0 and step < schedule.final_step
             monitor.after_step(step, step_logs, skipped, stopping)
+            progress.update(step, values=[*step_logs.items(), ("images/s", monitor.images_per_second)])
             if stopping:
                 break
     # A run that reached its final step is complete, signal or not. A signal to another worker stops
