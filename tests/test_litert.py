@@ -1,16 +1,14 @@
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY_MODEL
-from tf_ganimation import litert, networks, tflite
+from conftest import tiny_generator
+from tf_ganimation import litert, tflite
 
 
 @pytest.fixture(scope="module")
 def generator():
-    keras.utils.set_random_seed(0)
-    return networks.build_generator(TINY_MODEL)
+    return tiny_generator(0)
 
 
 @pytest.fixture(scope="module")

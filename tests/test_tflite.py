@@ -2,21 +2,19 @@ import json
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
-from conftest import PROJECT_ROOT, TINY_MODEL
-from tf_ganimation import action_units, export, gpu_compatibility, litert, networks, tflite, workdir
+from conftest import PROJECT_ROOT, TINY_MODEL, tiny_generator
+from tf_ganimation import action_units, export, gpu_compatibility, litert, tflite, workdir
 from tf_ganimation.config import Config, DataConfig
 
 
 @pytest.fixture(scope="module")
 def generator():
-    keras.utils.set_random_seed(0)
-    return networks.build_generator(TINY_MODEL)
+    return tiny_generator(0)
 
 
 @pytest.fixture(scope="module")
