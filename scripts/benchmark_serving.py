@@ -96,8 +96,8 @@ def main(argv):
                    "REST row": RestClient(f"http://127.0.0.1:{rest_port}", timeout_s=300, request_format="row")}
         print(f"generator: {generator.count_params():,} weights, {size} px; {FLAGS.requests} sequential requests "
               f"per row; {os.cpu_count()} CPU cores")
-        print(f"| transport | payload | batch | p50 ms | p99 ms | images/s |")
-        print(f"|---|---|---|---|---|---|")
+        print("| transport | payload | batch | p50 ms | p99 ms | images/s |")
+        print("|---|---|---|---|---|---|")
         for batch in [int(value) for value in FLAGS.batch_sizes]:
             images = np.repeat(image[None], batch, axis=0)
             aus = np.repeat(action_units.preset("happy")[None], batch, axis=0)

@@ -2,7 +2,6 @@ import subprocess
 import sys
 
 import pytest
-from absl import flags as absl_flags
 
 from conftest import PROJECT_ROOT
 from tf_ganimation import flags

@@ -83,7 +83,7 @@ def test_train_script_reports_user_errors_in_one_paragraph(tmp_path):
     missing = _train_script(f"--data_dir={tmp_path / 'nowhere'}", f"--workdir={tmp_path / 'run'}")
     assert missing.returncode == 2
     assert "Traceback" not in missing.stderr
-    assert f"error: the data folder" in missing.stderr and "nowhere" in missing.stderr
+    assert "error: the data folder" in missing.stderr and "nowhere" in missing.stderr
     bad_flag = _train_script("--batch_size=0", f"--workdir={tmp_path / 'run'}")
     assert bad_flag.returncode == 2 and "error: batch_size=0 is invalid" in bad_flag.stderr
 

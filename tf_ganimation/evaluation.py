@@ -17,14 +17,18 @@ so that any model (Keras, SavedModel, TFLite, an oracle in tests) can be evaluat
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import os
+import pathlib
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from tf_ganimation import action_units, networks, synthetic
+from tf_ganimation import action_units, data, networks, synthetic, workdir
 
 EditFunction = Callable[[np.ndarray, np.ndarray], Mapping[str, np.ndarray]]
 SWEEP_INTENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -213,13 +217,6 @@ def evaluate_run(run_dir: str, out_dir: str | None = None, data_dir: str | None 
     Synthetic datasets (with identities.json) get the ground-truth metrics; every dataset gets the
     consistency metrics. out_dir defaults to <run_dir>/evaluation.
     """
-    import dataclasses
-    import json
-    import os
-    import pathlib
-
-    from tf_ganimation import data, workdir
-
     generator, config = workdir.load_generator(run_dir)
     edit = generator_edit(generator)
     data_config = config.data if data_dir is None else dataclasses.replace(config.data, data_dir=data_dir)
