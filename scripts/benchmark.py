@@ -74,9 +74,13 @@ def main(argv):
         "target_aus": tf.constant(rng.uniform(0, 1, (batch, n_critic, 17)), tf.float32),
     }
     sub_batch = [element[key][:, 0] for key in ("real_image", "real_aus", "target_aus")]
+    real_image, real_aus, target_aus = sub_batch
     compiled = lambda function: tf.function(function, jit_compile=FLAGS.jit_compile)
-    critic_update = compiled(lambda: gan._critic_update(*sub_batch))
-    generator_update = compiled(lambda: gan._generator_update(*sub_batch))
+    # Each update timed with the generator pass it needs; train_step shares one of them (model.py).
+    critic_update = compiled(lambda: gan._critic_update(
+        real_image, real_aus, gan.edit(real_image, target_aus)["fake_image"]))
+    generator_update = compiled(lambda: gan._generator_update(
+        *gan._recorded_edit(real_image, target_aus), real_image, real_aus, target_aus))
     train_step = compiled(lambda: gan.train_step(element))
     infer = compiled(lambda image, aus: gan.edit(image, aus)["fake_image"])
     one_image, one_aus = sub_batch[0][:1], sub_batch[2][:1]

@@ -1,5 +1,7 @@
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tf_ganimation import networks
 from tf_ganimation.config import ModelConfig
@@ -116,3 +118,41 @@ def test_edit_unit_range_is_compose_on_the_unit_scale(tiny_model_config):
     np.testing.assert_allclose(edited["images"], expected, atol=1e-6)
     np.testing.assert_allclose(edited["color"], (raw["color"] + 1) / 2, atol=1e-6)
     assert 0 <= edited["images"].numpy().min() and edited["images"].numpy().max() <= 1
+
+
+def test_critic_matrix_product_path_equals_the_convolution_and_its_penalty_gradient():
+    # _StridedConv multiplies gathered taps with the kernel on small maps; it must give the same
+    # outputs, and the same gradient of the gradient-penalty-style double derivative, as the convolution.
+    rng = np.random.default_rng(0)
+    layer = networks._StridedConv(8)
+    layer.build((None, 8, 6, 4))
+    layer.bias.assign(rng.normal(size=8).astype("float32"))
+    reference = keras.layers.Conv2D(8, 4, strides=2, padding="same")
+    reference.build((None, 8, 6, 4))
+    reference.set_weights(layer.get_weights())
+    x = tf.constant(rng.normal(size=(3, 8, 6, 4)), tf.float32)
+
+    def penalty_gradient(conv):
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = conv(x)
+                total = tf.reduce_sum(y * y)
+            penalty = tf.reduce_sum(tf.square(inner.gradient(total, x)))
+        return y, outer.gradient(penalty, conv.kernel)
+
+    y, gradient = penalty_gradient(layer)
+    y_reference, gradient_reference = penalty_gradient(reference)
+    assert y.shape == (3, 4, 3, 8)
+    np.testing.assert_allclose(y, y_reference, atol=1e-5)
+    np.testing.assert_allclose(gradient, gradient_reference, rtol=1e-4, atol=1e-4)
+    layer.matmul_below = 0  # the convolution path gives the same numbers too
+    np.testing.assert_allclose(layer(x), y_reference, atol=1e-6)
+
+
+def test_fused_heads_equal_the_two_head_layers(tiny_model_config):
+    generator = networks.build_generator(tiny_model_config)
+    features = tf.random.stateless_normal([2, 32, 32, tiny_model_config.generator_filters], seed=[1, 2])
+    color, attention = generator._heads(features)
+    np.testing.assert_allclose(color, generator.color_head(features), atol=1e-5)
+    np.testing.assert_allclose(attention, generator.attention_head(features), atol=1e-5)

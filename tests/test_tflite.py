@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -163,7 +164,8 @@ def test_the_script_converts_a_run_and_reports_user_errors(generator, tmp_path):
     done = subprocess.run([sys.executable, script, f"--workdir={tmp_path}", f"--out={out}"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"wrote {out}" in done.stdout and "GPU delegate: 92 of 92 operators supported" in done.stdout
+    assert f"wrote {out}" in done.stdout
+    assert re.search(r"GPU delegate: (\d+) of \1 operators supported \(the whole graph\)", done.stdout), done.stdout
     assert json.loads(out.with_suffix(".json").read_text())["quantization"] == "float16"
     done = subprocess.run([sys.executable, script, f"--out={out}"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "error: pass exactly one of --saved_model" in done.stderr

@@ -151,15 +151,21 @@ class GANimation(keras.Model):
         #    + lambda_cyc * |G(fake, real_aus) - real| + attention mean and total variation terms, for the
         #    attention masks of both the edit and the reconstruction.
         # 3. Report every term.
-        n_critic = data["real_image"].shape[1]
+        real_image, real_aus, target_aus = (data[key] for key in ("real_image", "real_aus", "target_aus"))
+        n_critic = real_image.shape[1]
+        # The critic updates leave G unchanged, so the last sub-batch's edit serves the last critic update
+        # and, recorded, the generator update: one generator pass fewer per step.
+        generator_tape, edited = self._recorded_edit(real_image[:, -1], target_aus[:, -1])
         for k in range(n_critic):
-            self._critic_update(data["real_image"][:, k], data["real_aus"][:, k], data["target_aus"][:, k])
-        self._generator_update(data["real_image"][:, -1], data["real_aus"][:, -1], data["target_aus"][:, -1])
+            fake_image = (edited if k == n_critic - 1 else self.edit(real_image[:, k], target_aus[:, k]))["fake_image"]
+            self._critic_update(real_image[:, k], real_aus[:, k], fake_image)
+        self._generator_update(generator_tape, edited, real_image[:, -1], real_aus[:, -1], target_aus[:, -1])
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
-    def _critic_update(self, real_image, real_aus, target_aus):
+    def _critic_update(self, real_image, real_aus, fake_image):
+        """One critic update on a sub-batch; `fake_image` [batch, H, W, 3] from the current generator."""
         config = self.loss_config
-        fake_image = tf.stop_gradient(self.edit(real_image, target_aus)["fake_image"])
+        fake_image = tf.stop_gradient(fake_image)
         with tf.GradientTape() as tape:
             scores = self.critic(tf.concat([real_image, fake_image], axis=0))
             real_realism, fake_realism = tf.split(scores["realism"], 2, axis=0)
@@ -178,10 +184,17 @@ class GANimation(keras.Model):
         self._track(critic_loss=loss, wasserstein_distance=-adversarial, gradient_penalty=penalty,
                     critic_aus_loss=aus_loss)
 
-    def _generator_update(self, real_image, real_aus, target_aus):
-        config = self.loss_config
-        with tf.GradientTape() as tape:
+    def _recorded_edit(self, real_image, target_aus):
+        """`edit` under a new gradient tape that `_generator_update` resumes: (tape, edited)."""
+        tape = tf.GradientTape()
+        with tape:
             edited = self.edit(real_image, target_aus)
+        return tape, edited
+
+    def _generator_update(self, tape, edited, real_image, real_aus, target_aus):
+        """One generator update; `tape` and `edited` from `_recorded_edit(real_image, target_aus)`."""
+        config = self.loss_config
+        with tape:  # resumes recording
             reconstructed = self.edit(edited["fake_image"], real_aus)
             scores = self.critic(edited["fake_image"])
             adversarial = losses.wasserstein_generator_loss(scores["realism"])
