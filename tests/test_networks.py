@@ -148,6 +148,9 @@ def test_critic_matrix_product_path_equals_the_convolution_and_its_penalty_gradi
     np.testing.assert_allclose(gradient, gradient_reference, rtol=1e-4, atol=1e-4)
     layer.matmul_below = 0  # the convolution path gives the same numbers too
     np.testing.assert_allclose(layer(x), y_reference, atol=1e-6)
+    layer.matmul_below = 8  # an odd side ("same" pads 1 and 2) takes the convolution path
+    odd = tf.constant(rng.normal(size=(2, 7, 5, 4)), tf.float32)
+    np.testing.assert_allclose(layer(odd), reference(odd), atol=1e-6)
 
 
 def test_fused_heads_equal_the_two_head_layers(tiny_model_config):

@@ -89,7 +89,7 @@ class ResidualBlock(layers.Layer):
 class _StridedConv(layers.Conv2D):
     """The critic's 4x4 stride-2 "same" convolution (with bias), as a matrix product on small maps.
 
-    On inputs of side <= `matmul_below` the 16 kernel taps are gathered with strided slices and
+    On even-sided inputs of side <= `matmul_below` the 16 kernel taps are gathered with strided slices and
     multiplied with the kernel as one matrix: the same numbers (to float rounding) as the convolution,
     2.5 to 3.6 times faster for the critic's last, 1024 -> 2048 layer on a CPU, whose convolution
     kernels idle on 2x2 outputs (BENCHMARKS.md). Every op has a gradient of a gradient, as the
@@ -106,7 +106,7 @@ class _StridedConv(layers.Conv2D):
 
     def convolution_op(self, inputs, kernel):
         height, width = inputs.shape[1], inputs.shape[2]
-        if height is None or width is None or max(height, width) > self.matmul_below:
+        if height is None or width is None or max(height, width) > self.matmul_below or height % 2 or width % 2:
             return super().convolution_op(inputs, kernel)
         # "same" padding of a 4x4 stride-2 convolution on an even side: one pixel on each side.
         padded = ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]])
