@@ -2,6 +2,7 @@
 
     python scripts/evaluate.py --workdir runs/quickstart
     python scripts/evaluate.py --workdir RUN --data_dir OTHER_DATA --out_dir RUN/eval_other
+    python scripts/evaluate.py --workdir runs/quickstart --checkpoint=latest   # while it trains
 
 On synthetic data (scripts/make_synthetic_dataset.py, the quick start) edits are compared with the
 true renderings of the same faces with the target AUs, next to the identity baseline (output = input).
@@ -19,6 +20,8 @@ flags.DEFINE_string("out_dir", None, "Where metrics.json and sheet.png go; defau
 flags.DEFINE_integer("num_targets", 4, "Target AU vectors per test face (synthetic ground truth).")
 flags.DEFINE_integer("max_images", 64, "Test faces evaluated (the first ones of the split).")
 flags.DEFINE_integer("seed", 0, "Seed of the target AU vectors.")
+flags.DEFINE_string("checkpoint", None, "Evaluate a training checkpoint instead of the final weights: 'latest', "
+                    "a name such as ckpt-400 in <workdir>/checkpoints, or a path; works while the run trains.")
 FLAGS = flags.FLAGS
 
 
@@ -28,7 +31,7 @@ def main(argv):
     if not FLAGS.workdir:
         raise cli.UserError("--workdir is required: the training run folder to evaluate")
     metrics = evaluation.evaluate_run(FLAGS.workdir, FLAGS.out_dir, FLAGS.data_dir, FLAGS.num_targets,
-                                      FLAGS.max_images, FLAGS.seed)
+                                      FLAGS.max_images, FLAGS.seed, FLAGS.checkpoint)
     print(json.dumps(metrics, indent=2))
 
 

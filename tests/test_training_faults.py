@@ -129,7 +129,7 @@ def test_restore_falls_back_to_the_previous_readable_checkpoint(tmp_path, capsys
     data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])  # truncated
     (tmp_path / "ckpt-2.index").unlink()  # deleted
     variable.assign(np.zeros(variable.shape, np.float32))
-    restored = training.restore_latest(training.make_checkpoint(gan), tmp_path)
+    restored = training.restore_latest(model.make_checkpoint(gan), tmp_path)
     assert restored == str(tmp_path / "ckpt-1")
     np.testing.assert_array_equal(variable.numpy(), saved[1])
     warnings = capsys.readouterr().err
@@ -137,8 +137,8 @@ def test_restore_falls_back_to_the_previous_readable_checkpoint(tmp_path, capsys
     assert f"checkpoint {tmp_path / 'ckpt-2'} cannot be read" in warnings
     (tmp_path / "ckpt-1.index").unlink()
     with pytest.raises(training.CheckpointError, match="none of the checkpoints recorded in .* can be read"):
-        training.restore_latest(training.make_checkpoint(gan), tmp_path)
-    assert training.restore_latest(training.make_checkpoint(gan), tmp_path / "new") is None
+        training.restore_latest(model.make_checkpoint(gan), tmp_path)
+    assert training.restore_latest(model.make_checkpoint(gan), tmp_path / "new") is None
 
 
 def test_remove_unfinished_checkpoints_keeps_recorded_and_older_files(tmp_path):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_MODEL
-from tf_ganimation import networks, workdir
+from tf_ganimation import model, networks, training, workdir
 from tf_ganimation.config import Config, DataConfig, LossConfig
 
 
@@ -30,3 +30,30 @@ def test_missing_files_name_the_path(tmp_path):
     workdir.save_config(Config(model=TINY_MODEL, data=DataConfig(image_size=32)), tmp_path)
     with pytest.raises(FileNotFoundError, match="generator.weights.h5 not found"):
         workdir.load_generator(tmp_path)
+
+
+def test_load_checkpoint_reads_both_networks_of_a_training_checkpoint(tmp_path):
+    workdir.save_config(Config(model=TINY_MODEL, data=DataConfig(image_size=32)), tmp_path)
+    gan = model.GANimation(networks.build_generator(TINY_MODEL), networks.build_critic(TINY_MODEL))
+    gan.compile(generator_optimizer=model.make_optimizer(1e-4, 0.5, 0.999),
+                critic_optimizer=model.make_optimizer(1e-4, 0.5, 0.999))
+    manager = training.make_checkpoint_manager(gan, tmp_path / workdir.CHECKPOINT_DIR, keep=3)
+    manager.save(checkpoint_number=7)
+    gan.generator.trainable_variables[0].assign_add(np.ones(gan.generator.trainable_variables[0].shape))
+    manager.save(checkpoint_number=9)
+    image, aus = np.full((1, 32, 32, 3), 0.3, np.float32), np.ones((1, 17), np.float32)
+    generator, critic, _, step = workdir.load_checkpoint(tmp_path)  # "latest"
+    assert step == 9
+    np.testing.assert_array_equal(generator(image, aus)["color"], gan.generator(image, aus)["color"])
+    np.testing.assert_array_equal(critic(image)["aus"], gan.critic(image)["aus"])
+    older, _, _, step = workdir.load_checkpoint(tmp_path, "ckpt-7")
+    assert step == 7
+    assert not np.allclose(older(image, aus)["color"], generator(image, aus)["color"])
+    with pytest.raises(FileNotFoundError, match="ckpt-8.*the run has ckpt-7, ckpt-9"):
+        workdir.load_checkpoint(tmp_path, "ckpt-8")
+
+
+def test_load_checkpoint_of_a_run_without_checkpoints_says_so(tmp_path):
+    workdir.save_config(Config(model=TINY_MODEL, data=DataConfig(image_size=32)), tmp_path)
+    with pytest.raises(FileNotFoundError, match="no checkpoints yet"):
+        workdir.load_checkpoint(tmp_path)

@@ -211,31 +211,39 @@ def _ratio(scores: Mapping) -> float:
 
 
 def evaluate_run(run_dir: str, out_dir: str | None = None, data_dir: str | None = None, num_targets: int = 4,
-                 max_images: int = 64, seed: int = 0) -> dict:
+                 max_images: int = 64, seed: int = 0, checkpoint: str | None = None) -> dict:
     """Evaluates a trained run on its test split; writes metrics.json and sheet.png into out_dir.
 
     Synthetic datasets (with identities.json) get the ground-truth metrics; every dataset gets the
-    consistency metrics. out_dir defaults to <run_dir>/evaluation.
+    consistency metrics. The networks are the run's final weights, or with `checkpoint` ("latest",
+    "ckpt-<step>" or a path: workdir.load_checkpoint) a checkpoint's, also while the run still trains.
+    out_dir defaults to <run_dir>/evaluation, and to <run_dir>/evaluation/step_<step> for a checkpoint.
     """
-    generator, config = workdir.load_generator(run_dir)
+    if checkpoint is None:
+        generator, config = workdir.load_generator(run_dir)
+        critic = workdir.load_critic(run_dir)[0] if (pathlib.Path(run_dir) / workdir.CRITIC_WEIGHTS).is_file() else None
+        weights, default_out = os.fspath(pathlib.Path(run_dir) / workdir.GENERATOR_WEIGHTS), pathlib.Path(run_dir) / "evaluation"
+    else:
+        generator, critic, config, step = workdir.load_checkpoint(run_dir, checkpoint)
+        weights, default_out = f"step {step}", pathlib.Path(run_dir) / "evaluation" / f"step_{step:07d}"
     edit = generator_edit(generator)
     data_config = config.data if data_dir is None else dataclasses.replace(config.data, data_dir=data_dir)
     examples = data.load_examples(data_config)
     split = examples.test if len(examples.test) else examples.train
     samples = data.fixed_samples(data_config, max_images, split="test" if len(examples.test) else "train",
                                  examples=examples)
-    metrics: dict = {"run": os.fspath(run_dir), "data_dir": data_config.data_dir, "num_test_images": len(split)}
+    metrics: dict = {"run": os.fspath(run_dir), "weights": weights, "data_dir": data_config.data_dir,
+                     "num_test_images": len(split)}
     if os.path.isfile(os.path.join(data_config.data_dir, synthetic.IDENTITIES_FILE)):
         metrics["synthetic"] = synthetic_metrics(edit, data_config.data_dir, list(samples["id"]), samples["real_aus"],
                                                  config.model.image_size, num_targets, seed)
     critic_aus = None
-    if (pathlib.Path(run_dir) / workdir.CRITIC_WEIGHTS).is_file():
-        critic, _ = workdir.load_critic(run_dir)
+    if critic is not None:
         critic_aus = lambda images: np.concatenate([critic(images[i:i + 16])["aus"].numpy()
                                                     for i in range(0, len(images), 16)])
     metrics["consistency"] = consistency_metrics(edit, samples["real_image"], samples["real_aus"],
                                                  samples["target_aus"], critic_aus)
-    out = pathlib.Path(out_dir or pathlib.Path(run_dir) / "evaluation")
+    out = pathlib.Path(out_dir or default_out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     sheet = evaluation_sheet(edit, samples["real_image"][0], samples["real_aus"][0])

@@ -256,6 +256,18 @@ class GuardedAdam(keras.optimizers.Adam):
         self.assign_sub(variable, keep * ops.divide(ops.multiply(m, alpha), ops.add(ops.sqrt(v), self.epsilon)))
 
 
+def make_checkpoint(gan: GANimation) -> tf.train.Checkpoint:
+    """Both networks and both optimizers (whose iteration counts are the step), as training saves them.
+
+    Notes: TensorFlow's checkpoint graph does not see the layers Keras 3 keeps in Python lists (the
+    generator's encoder, bottleneck and decoder, the critic's trunk): their variables are saved and
+    restored through the optimizers' variable lists. A checkpoint read without the optimizers leaves
+    them at their initial values, so readers (workdir.load_checkpoint) build both optimizers too.
+    """
+    return tf.train.Checkpoint(generator=gan.generator, critic=gan.critic,
+                               generator_optimizer=gan.generator_optimizer, critic_optimizer=gan.critic_optimizer)
+
+
 def make_optimizer(learning_rate, beta_1: float, beta_2: float, mixed_precision: str = "none"):
     """GuardedAdam with the paper's betas; wrapped in dynamic loss scaling for float16 mixed precision."""
     optimizer = GuardedAdam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)

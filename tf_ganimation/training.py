@@ -139,15 +139,9 @@ def current_step(gan: model.GANimation) -> int:
 # === Checkpoints ===
 
 
-def make_checkpoint(gan: model.GANimation) -> tf.train.Checkpoint:
-    """Both networks and both optimizers (whose iteration counts are the step)."""
-    return tf.train.Checkpoint(generator=gan.generator, critic=gan.critic,
-                               generator_optimizer=gan.generator_optimizer, critic_optimizer=gan.critic_optimizer)
-
-
 def make_checkpoint_manager(gan: model.GANimation, directory: os.PathLike, keep: int) -> tf.train.CheckpointManager:
-    """A manager of `make_checkpoint(gan)` in `directory` keeping the last `keep` checkpoints."""
-    return tf.train.CheckpointManager(make_checkpoint(gan), os.fspath(directory), max_to_keep=keep)
+    """A manager of `model.make_checkpoint(gan)` in `directory` keeping the last `keep` checkpoints."""
+    return tf.train.CheckpointManager(model.make_checkpoint(gan), os.fspath(directory), max_to_keep=keep)
 
 
 def recorded_checkpoints(directory: os.PathLike) -> list[str]:
@@ -479,7 +473,7 @@ def train(config: Config, workdir: os.PathLike) -> dict:
                  schedule.steps_per_epoch, schedule.final_step)
     with strategy.scope():
         gan = build_gan(config, schedule)
-    checkpoint = make_checkpoint(gan)
+    checkpoint = model.make_checkpoint(gan)
     checkpoint_dir = run_dir / workdir_lib.CHECKPOINT_DIR
     if chief:
         remove_unfinished_checkpoints(checkpoint_dir)
