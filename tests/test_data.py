@@ -65,6 +65,15 @@ def config_for(path, **overrides):
 # === Layouts ===
 
 
+def test_ids_in_both_id_lists_are_reported(tmp_path):
+    _, test_ids = make_ganimation_dir(tmp_path / "faces")
+    with open(tmp_path / "faces" / "train_ids.csv", "a") as lists:
+        lists.write(f"{test_ids[1]}\n{test_ids[0]}\n")
+    examples = data.load_examples(config_for(tmp_path / "faces"))
+    assert set(test_ids[:2]) <= set(examples.train.ids) & set(examples.test.ids)
+    assert f"2 ids are in both id lists (first: {test_ids[0]})" in str(examples.summary)
+
+
 def test_ganimation_layout(ganimation_dir):
     examples = data.load_examples(config_for(ganimation_dir))
     assert examples.data_format == "ganimation"

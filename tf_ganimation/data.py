@@ -271,6 +271,10 @@ def _load_images(config: DataConfig, data_format: str, found: str) -> Examples:
     unlisted = len(set(images) - listed)
     if unlisted:
         notes.append(f"{unlisted} images in {IMAGES_FOLDER}/ are in neither id list and are not used")
+    in_both = sorted(set(split_ids["train"]) & set(split_ids["test"]))
+    if in_both:
+        notes.append(f"{len(in_both)} ids are in both id lists (first: {in_both[0]}) and used in both splits: "
+                     "the test split is not held out")
 
     skipped: dict[str, list[str]] = {}
     candidates = {}  # split -> [(id, path, raw aus)]
