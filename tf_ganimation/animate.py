@@ -332,7 +332,7 @@ class Editor:
             raise NoFaceError(source, self.config.detector)
         crops = []
         for found in detected:
-            crop, transform = face.crop_face(photo, found, size)  # the margin prepare.py uses too
+            crop, transform = face.crop_face(photo, found, size, margin=face.CROP_MARGIN)  # as prepare.py
             crops.append(FaceCrop(crop, transform, found, self.config.feather))
         return crops
 

@@ -32,6 +32,9 @@ from PIL import Image
 
 KEYPOINT_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 FACE_CHOICES = ("all", "largest")
+# The crop's margin around a face, as a fraction of its extent (align_face). The editor (animate.py) and
+# the dataset builder (prepare.py) both crop with it, so a model sees at run time the crops it trained on.
+CROP_MARGIN = 0.1
 _WEIGHT_FILES = {"pnet": "pnet.lz4", "rnet": "rnet.lz4", "onet": "onet.lz4"}
 _BAND_ROWS = 256
 
@@ -281,7 +284,7 @@ def _apply(matrix: np.ndarray, points) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
-def align_face(face: Face, size: int = 128, margin: float = 0.1) -> CropTransform:
+def align_face(face: Face, size: int = 128, margin: float = CROP_MARGIN) -> CropTransform:
     """The square around a face, eyes level, as a photo -> crop similarity.
 
     The face's extent is the largest of 2.5x the eye distance, 2.8x the eyes-to-mouth distance (both
@@ -317,7 +320,7 @@ def align_face(face: Face, size: int = 128, margin: float = 0.1) -> CropTransfor
 
 
 def crop_face(photo: np.ndarray, face: Face, size: int = 128,
-              margin: float = 0.1) -> tuple[np.ndarray, CropTransform]:
+              margin: float = CROP_MARGIN) -> tuple[np.ndarray, CropTransform]:
     """Cuts the aligned face square out of a photo: align_face, then crop_photo.
 
     Args:

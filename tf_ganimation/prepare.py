@@ -116,7 +116,7 @@ class PrepareConfig:
 
     def settings(self) -> dict:
         """What decides the crops: a re-run into the same out_dir must not change it."""
-        return {"image_size": self.image_size, "crop": "face.crop_face (default margin)",
+        return {"image_size": self.image_size, "crop": f"face.crop_face (margin {face.CROP_MARGIN})",
                 "crop_format": self.crop_format, "detector": dataclasses.asdict(self.detector)}
 
 
@@ -338,7 +338,7 @@ def process_photo(example_id: str, path: str, config: PrepareConfig, detector: f
     if len(faces) > 1 and config.several_faces == "skip":
         return {**record, "status": SEVERAL_FACES, "faces_found": len(faces)}
     largest = face.pick_faces(faces, "largest")[0]
-    crop, transform = face.crop_face(photo, largest, config.image_size)  # the editor's crop (animate.py)
+    crop, transform = face.crop_face(photo, largest, config.image_size, margin=face.CROP_MARGIN)  # as the editor
     name = f"{example_id}.{config.crop_format}"
     target = pathlib.Path(config.out_dir) / IMAGES_FOLDER / name
     temporary = target.with_name(f".{name}.{os.getpid()}.tmp")
