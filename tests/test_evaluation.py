@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_MODEL
-from tf_ganimation import action_units, evaluation, model, networks, synthetic, workdir
+from tf_ganimation import action_units, evaluation, model, networks, synthetic, training, workdir
 from tf_ganimation.config import Config, DataConfig
 
 
@@ -99,9 +99,8 @@ def test_evaluate_run_writes_metrics_and_sheet(faces, tmp_path):
 def test_evaluate_run_reads_a_checkpoint_while_the_run_trains(faces, tmp_path):
     config = Config(model=TINY_MODEL, data=DataConfig(data_dir=os.fspath(faces[0]), image_size=32))
     workdir.save_config(config, tmp_path)  # no final weights: the run is still training
-    gan = model.GANimation(networks.build_generator(TINY_MODEL), networks.build_critic(TINY_MODEL))
-    gan.compile(generator_optimizer=model.make_optimizer(1e-4, 0.5, 0.999),
-                critic_optimizer=model.make_optimizer(1e-4, 0.5, 0.999))
+    gan = training.build_gan(config, training.Schedule(steps_per_epoch=4, total_steps=40, final_step=40,
+                                                       decay_steps=10))
     model.make_checkpoint(gan).write(os.fspath(tmp_path / workdir.CHECKPOINT_DIR / "ckpt-12"))
     generator = gan.generator
     metrics = evaluation.evaluate_run(os.fspath(tmp_path), num_targets=2, max_images=4, checkpoint="ckpt-12")

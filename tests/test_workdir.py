@@ -1,8 +1,10 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
 from conftest import TINY_MODEL
-from tf_ganimation import model, networks, training, workdir
+from tf_ganimation import networks, training, workdir
 from tf_ganimation.config import Config, DataConfig, LossConfig
 
 
@@ -33,10 +35,10 @@ def test_missing_files_name_the_path(tmp_path):
 
 
 def test_load_checkpoint_reads_both_networks_of_a_training_checkpoint(tmp_path):
-    workdir.save_config(Config(model=TINY_MODEL, data=DataConfig(image_size=32)), tmp_path)
-    gan = model.GANimation(networks.build_generator(TINY_MODEL), networks.build_critic(TINY_MODEL))
-    gan.compile(generator_optimizer=model.make_optimizer(1e-4, 0.5, 0.999),
-                critic_optimizer=model.make_optimizer(1e-4, 0.5, 0.999))
+    config = Config(model=TINY_MODEL, data=DataConfig(image_size=32))
+    workdir.save_config(config, tmp_path)
+    gan = training.build_gan(config, training.Schedule(steps_per_epoch=10, total_steps=100, final_step=100,
+                                                       decay_steps=50))  # as scripts/train.py builds it
     manager = training.make_checkpoint_manager(gan, tmp_path / workdir.CHECKPOINT_DIR, keep=3)
     manager.save(checkpoint_number=7)
     gan.generator.trainable_variables[0].assign_add(np.ones(gan.generator.trainable_variables[0].shape))
@@ -56,4 +58,15 @@ def test_load_checkpoint_reads_both_networks_of_a_training_checkpoint(tmp_path):
 def test_load_checkpoint_of_a_run_without_checkpoints_says_so(tmp_path):
     workdir.save_config(Config(model=TINY_MODEL, data=DataConfig(image_size=32)), tmp_path)
     with pytest.raises(FileNotFoundError, match="no checkpoints yet"):
+        workdir.load_checkpoint(tmp_path)
+
+
+def test_load_checkpoint_of_other_networks_names_the_checkpoint(tmp_path):
+    config = Config(model=TINY_MODEL, data=DataConfig(image_size=32))
+    wider = Config(model=dataclasses.replace(TINY_MODEL, generator_filters=16), data=config.data)
+    schedule = training.Schedule(steps_per_epoch=10, total_steps=100, final_step=100, decay_steps=50)
+    training.make_checkpoint_manager(training.build_gan(wider, schedule), tmp_path / workdir.CHECKPOINT_DIR,
+                                     keep=1).save(checkpoint_number=3)
+    workdir.save_config(config, tmp_path)
+    with pytest.raises(ValueError, match="ckpt-3 does not hold the networks of .*config.json"):
         workdir.load_checkpoint(tmp_path)

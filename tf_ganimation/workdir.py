@@ -97,6 +97,7 @@ def load_checkpoint(workdir: os.PathLike, checkpoint: str = "latest"
 
     Raises:
         FileNotFoundError: no such checkpoint (the message lists the ones the run has).
+        ValueError: the checkpoint holds other networks than the run's config.json describes.
     """
     workdir = pathlib.Path(workdir)
     config = load_config(workdir)
@@ -106,13 +107,19 @@ def load_checkpoint(workdir: os.PathLike, checkpoint: str = "latest"
     else:
         path = checkpoint if os.sep in checkpoint else os.fspath(directory / checkpoint)
     if not path or not os.path.isfile(f"{path}.index"):
-        found = sorted(p.name[:-len(".index")] for p in directory.glob("*.index")) if directory.is_dir() else []
+        found = sorted(index.name[:-len(".index")] for index in directory.glob("*.index"))
         raise FileNotFoundError(f"checkpoint {checkpoint!r} not found in {directory}: the run has "
                                 f"{', '.join(found) or 'no checkpoints yet'}")
     gan = model.GANimation(networks.build_generator(config.model), networks.build_critic(config.model))
-    gan.compile(generator_optimizer=model.make_optimizer(1.0, 0.5, 0.999),  # holders: see make_checkpoint
-                critic_optimizer=model.make_optimizer(1.0, 0.5, 0.999))
-    model.make_checkpoint(gan).read(path).expect_partial().assert_existing_objects_matched()
+    # The optimizers only hold the variable lists (see make_checkpoint); built as training builds them
+    # (a schedule, so no learning-rate variable; the run's precision policy) so the saved graph matches.
+    holder = lambda: model.make_optimizer(model.LinearDecaySchedule(1.0, 1, 0), 0.5, 0.999,
+                                          config.run.mixed_precision)
+    gan.compile(generator_optimizer=holder(), critic_optimizer=holder())
+    try:
+        model.make_checkpoint(gan).read(path).expect_partial().assert_existing_objects_matched()
+    except (ValueError, AssertionError) as error:
+        raise ValueError(f"{path} does not hold the networks of {workdir / CONFIG_FILE}: {error}") from None
     generator, critic = gan.generator, gan.critic
     match = re.search(r"-(\d+)$", path)
     return generator, critic, config, int(match.group(1)) if match else -1
