@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_MODEL
-from tf_ganimation import action_units, evaluation, model, networks, synthetic, training, workdir
+from tf_ganimation import action_units, evaluation, networks, synthetic, training, workdir
 from tf_ganimation.config import Config, DataConfig
 
 
@@ -101,7 +101,8 @@ def test_evaluate_run_reads_a_checkpoint_while_the_run_trains(faces, tmp_path):
     workdir.save_config(config, tmp_path)  # no final weights: the run is still training
     gan = training.build_gan(config, training.Schedule(steps_per_epoch=4, total_steps=40, final_step=40,
                                                        decay_steps=10))
-    model.make_checkpoint(gan).write(os.fspath(tmp_path / workdir.CHECKPOINT_DIR / "ckpt-12"))
+    gan.generator_optimizer.iterations.assign(12)  # saved at step 12, as a training run saves
+    training.make_checkpoint_manager(gan, tmp_path / workdir.CHECKPOINT_DIR, keep=1).save(checkpoint_number=12)
     generator = gan.generator
     metrics = evaluation.evaluate_run(os.fspath(tmp_path), num_targets=2, max_images=4, checkpoint="ckpt-12")
     assert metrics["weights"] == "step 12"

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import pathlib
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import PROJECT_ROOT, TINY_MODEL
-from tf_ganimation import synthetic, training
+from tf_ganimation import synthetic, training, workdir
 from tf_ganimation.config import Config, DataConfig, OptimizerConfig, RunConfig
 
 
@@ -94,3 +95,46 @@ def test_max_nonfinite_skips_is_a_non_negative_integer():
     for value in (-1, 1.5):
         with pytest.raises(ValueError, match=f"max_nonfinite_skips={value!r} is invalid: expected an integer >= 0"):
             RunConfig(max_nonfinite_skips=value)
+
+
+# === Reading checkpoints (evaluate.py --checkpoint) ===
+
+
+def test_load_checkpoint_reads_both_networks_of_a_training_checkpoint(tmp_path):
+    config = Config(model=TINY_MODEL, data=DataConfig(image_size=32))
+    workdir.save_config(config, tmp_path)
+    gan = training.build_gan(config, training.Schedule(steps_per_epoch=10, total_steps=100, final_step=100,
+                                                       decay_steps=50))  # as scripts/train.py builds it
+    manager = training.make_checkpoint_manager(gan, tmp_path / workdir.CHECKPOINT_DIR, keep=3)
+    gan.generator_optimizer.iterations.assign(7)  # the step, as a training run saves it
+    manager.save(checkpoint_number=7)
+    gan.generator.trainable_variables[0].assign_add(np.ones(gan.generator.trainable_variables[0].shape))
+    gan.generator_optimizer.iterations.assign(9)
+    manager.save(checkpoint_number=9)
+    image, aus = np.full((1, 32, 32, 3), 0.3, np.float32), np.ones((1, 17), np.float32)
+    generator, critic, _, step = training.load_checkpoint(tmp_path)  # "latest"
+    assert step == 9
+    np.testing.assert_array_equal(generator(image, aus)["color"], gan.generator(image, aus)["color"])
+    np.testing.assert_array_equal(critic(image)["aus"], gan.critic(image)["aus"])
+    older, _, _, step = training.load_checkpoint(tmp_path, "ckpt-7")
+    assert step == 7
+    assert not np.allclose(older(image, aus)["color"], generator(image, aus)["color"])
+    with pytest.raises(FileNotFoundError, match="ckpt-8.*the run has ckpt-7, ckpt-9"):
+        training.load_checkpoint(tmp_path, "ckpt-8")
+
+
+def test_load_checkpoint_of_a_run_without_checkpoints_says_so(tmp_path):
+    workdir.save_config(Config(model=TINY_MODEL, data=DataConfig(image_size=32)), tmp_path)
+    with pytest.raises(FileNotFoundError, match="no checkpoints yet"):
+        training.load_checkpoint(tmp_path)
+
+
+def test_load_checkpoint_of_other_networks_names_the_checkpoint(tmp_path):
+    config = Config(model=TINY_MODEL, data=DataConfig(image_size=32))
+    wider = Config(model=dataclasses.replace(TINY_MODEL, generator_filters=16), data=config.data)
+    schedule = training.Schedule(steps_per_epoch=10, total_steps=100, final_step=100, decay_steps=50)
+    training.make_checkpoint_manager(training.build_gan(wider, schedule), tmp_path / workdir.CHECKPOINT_DIR,
+                                     keep=1).save(checkpoint_number=3)
+    workdir.save_config(config, tmp_path)
+    with pytest.raises(ValueError, match="ckpt-3 does not hold the networks of .*config.json"):
+        training.load_checkpoint(tmp_path)

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from tf_ganimation import action_units, data, networks, synthetic, workdir
+from tf_ganimation import action_units, data, networks, synthetic, training, workdir
 
 EditFunction = Callable[[np.ndarray, np.ndarray], Mapping[str, np.ndarray]]
 SWEEP_INTENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -216,16 +216,17 @@ def evaluate_run(run_dir: str, out_dir: str | None = None, data_dir: str | None 
 
     Synthetic datasets (with identities.json) get the ground-truth metrics; every dataset gets the
     consistency metrics. The networks are the run's final weights, or with `checkpoint` ("latest",
-    "ckpt-<step>" or a path: workdir.load_checkpoint) a checkpoint's, also while the run still trains.
+    "ckpt-<step>" or a path: training.load_checkpoint) a checkpoint's, also while the run still trains.
     out_dir defaults to <run_dir>/evaluation, and to <run_dir>/evaluation/step_<step> for a checkpoint.
     """
+    run = pathlib.Path(run_dir)
     if checkpoint is None:
-        generator, config = workdir.load_generator(run_dir)
-        critic = workdir.load_critic(run_dir)[0] if (pathlib.Path(run_dir) / workdir.CRITIC_WEIGHTS).is_file() else None
-        weights, default_out = os.fspath(pathlib.Path(run_dir) / workdir.GENERATOR_WEIGHTS), pathlib.Path(run_dir) / "evaluation"
+        generator, config = workdir.load_generator(run)
+        critic = workdir.load_critic(run)[0] if (run / workdir.CRITIC_WEIGHTS).is_file() else None
+        weights, default_out = os.fspath(run / workdir.GENERATOR_WEIGHTS), run / "evaluation"
     else:
-        generator, critic, config, step = workdir.load_checkpoint(run_dir, checkpoint)
-        weights, default_out = f"step {step}", pathlib.Path(run_dir) / "evaluation" / f"step_{step:07d}"
+        generator, critic, config, step = training.load_checkpoint(run, checkpoint)
+        weights, default_out = f"step {step}", run / "evaluation" / f"step_{step:07d}"
     edit = generator_edit(generator)
     data_config = config.data if data_dir is None else dataclasses.replace(config.data, data_dir=data_dir)
     examples = data.load_examples(data_config)

@@ -262,7 +262,7 @@ def make_checkpoint(gan: GANimation) -> tf.train.Checkpoint:
     Notes: TensorFlow's checkpoint graph does not see the layers Keras 3 keeps in Python lists (the
     generator's encoder, bottleneck and decoder, the critic's trunk): their variables are saved and
     restored through the optimizers' variable lists. A checkpoint read without the optimizers leaves
-    them at their initial values, so readers (workdir.load_checkpoint) build both optimizers too.
+    them at their initial values, so readers (training.load_checkpoint) build both optimizers too.
     """
     return tf.train.Checkpoint(generator=gan.generator, critic=gan.critic,
                                generator_optimizer=gan.generator_optimizer, critic_optimizer=gan.critic_optimizer)

@@ -184,6 +184,40 @@ def restore_latest(checkpoint: tf.train.Checkpoint, directory: os.PathLike) -> s
     return None
 
 
+def load_checkpoint(workdir: os.PathLike, checkpoint: str = "latest"
+                    ) -> tuple[networks.Generator, networks.Critic, Config, int]:
+    """Both networks of a run as a training checkpoint holds them: (generator, critic, config, step).
+
+    Reads a run that is still training (or was stopped) as well as a finished one (evaluate.py --checkpoint).
+    The networks come with both optimizers, built as `build_gan` builds them: model.make_checkpoint says why.
+
+    Args:
+        checkpoint: "latest" (the newest one the run records), a checkpoint name in
+            <workdir>/checkpoints ("ckpt-429"), or a checkpoint path prefix.
+
+    Raises:
+        FileNotFoundError: no such checkpoint (the message lists the ones the run has).
+        ValueError: the checkpoint holds other networks than the run's config.json describes.
+    """
+    workdir = pathlib.Path(workdir)
+    config = workdir_lib.load_config(workdir)
+    directory = workdir / workdir_lib.CHECKPOINT_DIR
+    gan = build_gan(config, Schedule(steps_per_epoch=1, total_steps=1, final_step=1, decay_steps=0))
+    if checkpoint == "latest":
+        path = tf.train.latest_checkpoint(os.fspath(directory))
+    else:
+        path = checkpoint if os.sep in checkpoint else os.fspath(directory / checkpoint)
+    if not path or not os.path.isfile(f"{path}.index"):
+        found = sorted(index.name[:-len(".index")] for index in directory.glob("*.index"))
+        raise FileNotFoundError(f"checkpoint {checkpoint!r} not found in {directory}: the run has "
+                                f"{', '.join(found) or 'no checkpoints yet'}")
+    try:
+        model.make_checkpoint(gan).restore(path).assert_existing_objects_matched()
+    except (ValueError, AssertionError) as error:
+        raise ValueError(f"{path} does not hold the networks of {workdir / workdir_lib.CONFIG_FILE}: "
+                         f"{error}") from None
+    return gan.generator, gan.critic, config, current_step(gan)
+
 def remove_unfinished_checkpoints(directory: os.PathLike) -> list[str]:
     """Removes what interrupted saves left: `ckpt-N_temp` folders, and files of checkpoints newer than
     the newest recorded one that the state file does not record. Returns the removed names.

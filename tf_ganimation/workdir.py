@@ -3,7 +3,7 @@
     <workdir>/config.json              the resolved Config (what every later tool rebuilds the networks from)
     <workdir>/flags.txt                the resolved flags, a flagfile that reproduces the run
     <workdir>/checkpoints/             tf.train checkpoints: both networks, both optimizers, the step
-                                       (ckpt-<step>; load_checkpoint reads the networks while training runs)
+                                       (ckpt-<step>; training.load_checkpoint reads them, also while training runs)
     <workdir>/generator.weights.h5     the generator's final weights (written when training ends)
     <workdir>/critic.weights.h5        the critic's final weights (its AU head estimates a face's AUs)
     <workdir>/samples/step_<N>.png     sample grids: real | attention | color | fake | reconstruction
@@ -16,12 +16,9 @@ import dataclasses
 import json
 import os
 import pathlib
-import re
-
-import tensorflow as tf
 
 from tf_ganimation import config as config_lib
-from tf_ganimation import model, networks
+from tf_ganimation import networks
 
 CONFIG_FILE = "config.json"
 FLAGS_FILE = "flags.txt"
@@ -84,42 +81,3 @@ def load_critic(workdir: os.PathLike) -> tuple[networks.Critic, config_lib.Confi
     """The trained critic of a run (its `aus` head estimates the AUs of a face) and the run's Config."""
     return _load_network(workdir, CRITIC_WEIGHTS, networks.build_critic)
 
-
-def load_checkpoint(workdir: os.PathLike, checkpoint: str = "latest"
-                    ) -> tuple[networks.Generator, networks.Critic, config_lib.Config, int]:
-    """Both networks of a run as a training checkpoint holds them: (generator, critic, config, step).
-
-    Reads a run that is still training (or was stopped) as well as a finished one.
-
-    Args:
-        checkpoint: "latest" (the newest checkpoint the run records), a checkpoint name in
-            <workdir>/checkpoints ("ckpt-429"), or a checkpoint path prefix.
-
-    Raises:
-        FileNotFoundError: no such checkpoint (the message lists the ones the run has).
-        ValueError: the checkpoint holds other networks than the run's config.json describes.
-    """
-    workdir = pathlib.Path(workdir)
-    config = load_config(workdir)
-    directory = workdir / CHECKPOINT_DIR
-    if checkpoint == "latest":
-        path = tf.train.latest_checkpoint(os.fspath(directory))
-    else:
-        path = checkpoint if os.sep in checkpoint else os.fspath(directory / checkpoint)
-    if not path or not os.path.isfile(f"{path}.index"):
-        found = sorted(index.name[:-len(".index")] for index in directory.glob("*.index"))
-        raise FileNotFoundError(f"checkpoint {checkpoint!r} not found in {directory}: the run has "
-                                f"{', '.join(found) or 'no checkpoints yet'}")
-    gan = model.GANimation(networks.build_generator(config.model), networks.build_critic(config.model))
-    # The optimizers only hold the variable lists (see make_checkpoint); built as training builds them
-    # (a schedule, so no learning-rate variable; the run's precision policy) so the saved graph matches.
-    holder = lambda: model.make_optimizer(model.LinearDecaySchedule(1.0, 1, 0), 0.5, 0.999,
-                                          config.run.mixed_precision)
-    gan.compile(generator_optimizer=holder(), critic_optimizer=holder())
-    try:
-        model.make_checkpoint(gan).read(path).expect_partial().assert_existing_objects_matched()
-    except (ValueError, AssertionError) as error:
-        raise ValueError(f"{path} does not hold the networks of {workdir / CONFIG_FILE}: {error}") from None
-    generator, critic = gan.generator, gan.critic
-    match = re.search(r"-(\d+)$", path)
-    return generator, critic, config, int(match.group(1)) if match else -1
