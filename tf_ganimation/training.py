@@ -188,8 +188,9 @@ def load_checkpoint(workdir: os.PathLike, checkpoint: str = "latest"
                     ) -> tuple[networks.Generator, networks.Critic, Config, int]:
     """Both networks of a run as a training checkpoint holds them: (generator, critic, config, step).
 
-    Reads a run that is still training (or was stopped) as well as a finished one (evaluate.py --checkpoint).
-    The networks come with both optimizers, built as `build_gan` builds them: model.make_checkpoint says why.
+    Reads a run that is still training (or was stopped) as well as a finished one (evaluate.py
+    --checkpoint). The networks come with both optimizers, built by `build_gan`: model.make_checkpoint
+    says why.
 
     Args:
         checkpoint: "latest" (the newest one the run records), a checkpoint name in
@@ -217,6 +218,7 @@ def load_checkpoint(workdir: os.PathLike, checkpoint: str = "latest"
         raise ValueError(f"{path} does not hold the networks of {workdir / workdir_lib.CONFIG_FILE}: "
                          f"{error}") from None
     return gan.generator, gan.critic, config, current_step(gan)
+
 
 def remove_unfinished_checkpoints(directory: os.PathLike) -> list[str]:
     """Removes what interrupted saves left: `ckpt-N_temp` folders, and files of checkpoints newer than
