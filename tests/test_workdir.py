@@ -30,4 +30,3 @@ def test_missing_files_name_the_path(tmp_path):
     workdir.save_config(Config(model=TINY_MODEL, data=DataConfig(image_size=32)), tmp_path)
     with pytest.raises(FileNotFoundError, match="generator.weights.h5 not found"):
         workdir.load_generator(tmp_path)
-

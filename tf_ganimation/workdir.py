@@ -80,4 +80,3 @@ def load_generator(workdir: os.PathLike) -> tuple[networks.Generator, config_lib
 def load_critic(workdir: os.PathLike) -> tuple[networks.Critic, config_lib.Config]:
     """The trained critic of a run (its `aus` head estimates the AUs of a face) and the run's Config."""
     return _load_network(workdir, CRITIC_WEIGHTS, networks.build_critic)
-
