@@ -17,7 +17,7 @@ from absl import app, flags
 from PIL import Image
 
 
-from tf_ganimation import action_units, synthetic
+from tf_ganimation import action_units, synthetic, synthetic_dataset
 
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 128, "Image side in pixels.")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 300, "Faces to render for the timing.")
@@ -39,7 +39,7 @@ def contact_sheet(size: int, seed: int, rows: int = 8) -> np.ndarray:
 def main(argv):
     del argv
     rng = np.random.default_rng(_SEED.value)
-    faces = [(synthetic.sample_identity(rng), synthetic.sample_aus(rng)) for _ in range(_NUM_IMAGES.value)]
+    faces = [(synthetic.sample_identity(rng), synthetic_dataset.sample_aus(rng)) for _ in range(_NUM_IMAGES.value)]
     try:
         start = time.process_time()
         images = [synthetic.render_face(identity, aus, _IMAGE_SIZE.value) for identity, aus in faces]

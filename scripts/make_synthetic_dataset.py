@@ -1,4 +1,4 @@
-"""Renders a synthetic AU-labelled face dataset in the GANimation layout (see tf_ganimation/synthetic.py).
+"""Renders a synthetic AU-labelled face dataset in the GANimation layout (see tf_ganimation/synthetic_dataset.py).
 
     python scripts/make_synthetic_dataset.py --out data/synthetic64 --num_images 10000 --image_size 64 --seed 0
 
@@ -10,7 +10,7 @@ import sys
 from absl import app, flags
 
 
-from tf_ganimation import synthetic
+from tf_ganimation import synthetic_dataset
 
 _OUT = flags.DEFINE_string("out", None, "Dataset folder to write (created if missing).")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 10000, "Number of images.")
@@ -26,7 +26,7 @@ flags.mark_flag_as_required("out")
 def main(argv):
     del argv
     try:
-        summary = synthetic.make_dataset(
+        summary = synthetic_dataset.make_dataset(
             _OUT.value, _NUM_IMAGES.value, image_size=_IMAGE_SIZE.value, seed=_SEED.value,
             test_fraction=_TEST_FRACTION.value, images_per_identity=_IMAGES_PER_IDENTITY.value,
             num_workers=_NUM_WORKERS.value, overwrite=_OVERWRITE.value, progress=True)

@@ -32,10 +32,10 @@ def main(argv):
         return
     workdir = flags.require_workdir()
     if FLAGS.synthetic_images and not os.path.isdir(config.data.data_dir):
-        from tf_ganimation import synthetic  # only the quick start needs the renderer
+        from tf_ganimation import synthetic_dataset  # only the quick start needs the renderer
 
         print(f"Rendering {FLAGS.synthetic_images} synthetic faces into {config.data.data_dir} ...", file=sys.stderr)
-        synthetic.make_dataset(config.data.data_dir, FLAGS.synthetic_images, config.data.image_size, seed=config.data.seed)
+        synthetic_dataset.make_dataset(config.data.data_dir, FLAGS.synthetic_images, config.data.image_size, seed=config.data.seed)
     if training.is_chief(config.run):  # multi_worker: only the chief writes into the shared workdir
         flags.write_resolved_flags(workdir)
     try:

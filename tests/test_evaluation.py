@@ -5,18 +5,18 @@ import numpy as np
 import pytest
 
 from conftest import TINY_MODEL
-from tf_ganimation import action_units, evaluation, networks, synthetic, training, workdir
+from tf_ganimation import action_units, evaluation, networks, synthetic, synthetic_dataset, training, workdir
 from tf_ganimation.config import Config, DataConfig
 
 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("faces")
-    synthetic.make_dataset(os.fspath(data_dir), num_images=30, image_size=32, seed=1, progress=False)
-    identities = synthetic.load_identities(os.fspath(data_dir))
+    synthetic_dataset.make_dataset(os.fspath(data_dir), num_images=30, image_size=32, seed=1, progress=False)
+    identities = synthetic_dataset.load_identities(os.fspath(data_dir))
     ids = sorted(identities)[:4]
     rng = np.random.default_rng(0)
-    source_aus = np.stack([synthetic.sample_aus(rng) for _ in ids])
+    source_aus = np.stack([synthetic_dataset.sample_aus(rng) for _ in ids])
     return data_dir, identities, ids, source_aus
 
 

@@ -24,7 +24,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import PROJECT_ROOT
-from tf_ganimation import data, synthetic, training, workdir as workdir_lib
+from tf_ganimation import data, synthetic_dataset, training, workdir as workdir_lib
 from tf_ganimation.config import RunConfig
 
 STEPS = 3
@@ -96,7 +96,7 @@ def _one_process_reference(run_dir):
 @pytest.mark.slow
 def test_two_workers_end_with_the_weights_of_one_process_on_the_same_global_batches(tmp_path):
     data_dir, run_dir = tmp_path / "faces", tmp_path / "run"
-    synthetic.make_dataset(os.fspath(data_dir), num_images=40, image_size=32, seed=0, progress=False)
+    synthetic_dataset.make_dataset(os.fspath(data_dir), num_images=40, image_size=32, seed=0, progress=False)
     codes, outputs = _run_two_workers(data_dir, run_dir)
     assert codes == [0, 0], "\n\n".join(output[-3000:] for output in outputs)
     results = [json.loads(output.strip().splitlines()[-1]) for output in outputs]

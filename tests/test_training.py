@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from conftest import PROJECT_ROOT, TINY_MODEL
-from tf_ganimation import synthetic, training, workdir
+from tf_ganimation import synthetic_dataset, training, workdir
 from tf_ganimation.config import Config, DataConfig, OptimizerConfig, RunConfig
 
 
 @pytest.fixture(scope="module")
 def synthetic_faces(tmp_path_factory) -> pathlib.Path:
     data_dir = tmp_path_factory.mktemp("faces")
-    synthetic.make_dataset(os.fspath(data_dir), num_images=40, image_size=32, seed=0, progress=False)
+    synthetic_dataset.make_dataset(os.fspath(data_dir), num_images=40, image_size=32, seed=0, progress=False)
     return data_dir
 
 

@@ -24,7 +24,7 @@ from PIL import Image
 
 from conftest import PROJECT_ROOT, TINY_MODEL, random_batch
 from test_data import add_fuzzed_examples
-from tf_ganimation import data, model, synthetic, training
+from tf_ganimation import data, model, synthetic_dataset, training
 from tf_ganimation.config import Config, DataConfig
 
 
@@ -200,7 +200,7 @@ def _digests(folder: pathlib.Path) -> dict:
 @pytest.fixture(scope="module")
 def fuzzed_faces(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzzed") / "faces"
-    synthetic.make_dataset(os.fspath(root), num_images=40, image_size=32, seed=0, progress=False)
+    synthetic_dataset.make_dataset(os.fspath(root), num_images=40, image_size=32, seed=0, progress=False)
     face = Image.open(sorted((root / "imgs").iterdir())[0]).convert("RGB")
     good, expected = add_fuzzed_examples(root, face)
     return root, good, expected

@@ -1,6 +1,6 @@
 """How good are the edits? Ground-truth metrics on synthetic faces, self-consistency on any data.
 
-On the synthetic dataset (synthetic.py) the true result of every edit can be rendered: the same
+On the synthetic dataset (synthetic_dataset.py) the true result of every edit can be rendered: the same
 identity with the target AUs. `synthetic_metrics` compares the edit with it (L1 and PSNR on the
 [0, 255] scale, SSIM) next to the identity baseline, the score of returning the input unchanged. An
 edit that learned nothing scores the baseline; a perfect one scores L1 0. No GANimation evaluation
@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from tf_ganimation import action_units, data, networks, synthetic, training, workdir
+from tf_ganimation import action_units, data, networks, synthetic, synthetic_dataset, training, workdir
 
 EditFunction = Callable[[np.ndarray, np.ndarray], Mapping[str, np.ndarray]]
 SWEEP_INTENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -74,11 +74,11 @@ def synthetic_metrics(edit: EditFunction, data_dir: str, ids: Sequence[str], sou
 
     Args:
         edit: the model under test.
-        data_dir: a dataset made by synthetic.make_dataset (its identities.json is read).
+        data_dir: a dataset made by synthetic_dataset.make_dataset (its identities.json is read).
         ids: the test image ids to edit.
         source_aus: float32 [len(ids), 17] in [0, 1], the AUs each source image was rendered with.
         image_size: the model's side; faces are rendered at it.
-        num_targets: target AU vectors per source face (synthetic.sample_aus, seeded).
+        num_targets: target AU vectors per source face (synthetic_dataset.sample_aus, seeded).
 
     Returns:
         {"edit": {l1, psnr, ssim}, "identity_baseline": {...}, "l1_ratio_to_baseline": float,
@@ -86,14 +86,14 @@ def synthetic_metrics(edit: EditFunction, data_dir: str, ids: Sequence[str], sou
          "same_aus": {l1, psnr, ssim} of editing with the source's own AUs against the source,
          "attention": attention_statistics of all edits, "num_edits": int}.
     """
-    identities = synthetic.load_identities(data_dir)
+    identities = synthetic_dataset.load_identities(data_dir)
     rng = np.random.default_rng(seed)
     sources, targets, truths = [], [], []
     for image_id, aus in zip(ids, np.asarray(source_aus, np.float32)):
         identity = identities[image_id]
         source = synthetic.render_face(identity, aus, image_size)
         for _ in range(num_targets):
-            target = synthetic.sample_aus(rng)
+            target = synthetic_dataset.sample_aus(rng)
             sources.append(source)
             targets.append(target)
             truths.append(synthetic.render_face(identity, target, image_size))
@@ -235,7 +235,7 @@ def evaluate_run(run_dir: str, out_dir: str | None = None, data_dir: str | None 
                                  examples=examples)
     metrics: dict = {"run": os.fspath(run_dir), "weights": weights, "data_dir": data_config.data_dir,
                      "num_test_images": len(split)}
-    if os.path.isfile(os.path.join(data_config.data_dir, synthetic.IDENTITIES_FILE)):
+    if os.path.isfile(os.path.join(data_config.data_dir, synthetic_dataset.IDENTITIES_FILE)):
         metrics["synthetic"] = synthetic_metrics(edit, data_config.data_dir, list(samples["id"]), samples["real_aus"],
                                                  config.model.image_size, num_targets, seed)
     critic_aus = None
