@@ -33,6 +33,10 @@ def test_identity_model_scores_exactly_the_baseline(faces):
     assert metrics["same_aus"]["l1"] == 0.0 and metrics["same_aus"]["psnr"] == 100.0
     assert metrics["attention"]["fraction_above_0.95"] == 1.0
     assert metrics["num_edits"] == 12
+    regions = metrics["regions"]
+    assert regions["changed"]["l1_ratio_to_baseline"] == pytest.approx(1.0)
+    assert regions["kept"]["edit_l1"] == regions["kept"]["baseline_l1"] < 1.0
+    assert 0.0 < regions["changed_fraction"] < 0.5  # AUs move the face's features, not the whole image
 
 
 def test_an_oracle_that_renders_the_truth_scores_zero_error(faces):
@@ -51,6 +55,7 @@ def test_an_oracle_that_renders_the_truth_scores_zero_error(faces):
     assert metrics["edit"]["l1"] == pytest.approx(0.0, abs=1e-4)
     assert metrics["edit"]["ssim"] == pytest.approx(1.0, abs=1e-4)
     assert metrics["l1_ratio_to_baseline"] < 1e-4
+    assert metrics["regions"]["changed"]["edit_l1"] < 1e-4 and metrics["regions"]["kept"]["edit_l1"] < 1e-4
     assert metrics["attention"]["fraction_below_0.05"] == 1.0
 
 
@@ -61,6 +66,25 @@ def test_pixel_metrics_by_hand():
     metrics = evaluation.pixel_metrics(predicted, target)
     assert metrics["l1"] == pytest.approx(5.0)
     assert metrics["psnr"] == pytest.approx((100.0 + 10 * np.log10(255.0**2 / 100.0)) / 2, rel=1e-5)
+
+
+def test_region_metrics_by_hand():
+    sources = np.zeros((1, 4, 4, 3), np.float32)
+    truths = sources.copy()
+    truths[0, 0, :2] = 100.0  # the true edit changes 2 of 16 pixels by 100
+    edited = sources.copy()
+    edited[0, 0, :2] = 60.0  # the model gets 60% of the way there ...
+    edited[0, 3, 3] = 12.0  # ... and damages one kept pixel by 12
+    regions = evaluation.region_metrics(edited, sources, truths)
+    assert regions["changed_fraction"] == 2 / 16
+    assert regions["changed"] == {"edit_l1": 40.0, "baseline_l1": 100.0, "l1_ratio_to_baseline": 0.4}
+    assert regions["kept"] == {"edit_l1": pytest.approx(12.0 / 14), "baseline_l1": 0.0}
+    # The whole-image L1 is their weighted sum.
+    whole = np.abs(edited - truths).mean()
+    assert whole == pytest.approx(2 / 16 * 40.0 + 14 / 16 * 12.0 / 14)
+    # Changes at or below the threshold (anti-aliasing flicker) are not the edit's region.
+    truths[0, 1, 1] = evaluation.CHANGED_PIXEL_THRESHOLD
+    assert evaluation.region_metrics(edited, sources, truths)["changed_fraction"] == 2 / 16
 
 
 def test_consistency_of_the_identity_model_is_perfect():

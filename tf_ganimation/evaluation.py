@@ -34,6 +34,9 @@ EditFunction = Callable[[np.ndarray, np.ndarray], Mapping[str, np.ndarray]]
 SWEEP_INTENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
 # An edit "changes AUs" when some AU moves by more than this; smaller edits are near-identity.
 CHANGED_AU_THRESHOLD = 0.1
+# A pixel is in an edit's "changed region" when the true edit moves one of its channels by more than
+# this (on [0, 255]); below it are anti-aliasing flicker and the far tails of shading changes.
+CHANGED_PIXEL_THRESHOLD = 8.0
 
 
 def generator_edit(generator: networks.Generator) -> EditFunction:
@@ -68,6 +71,34 @@ def attention_statistics(attention: np.ndarray) -> dict[str, float]:
             "fraction_below_0.05": float((attention < 0.05).mean())}
 
 
+def region_metrics(edited: np.ndarray, sources: np.ndarray, truths: np.ndarray) -> dict:
+    """The paired L1 split between the pixels the true edit changes and those it keeps.
+
+    The whole-image L1 mixes two things: does the model make the edits (the changed region, where the
+    identity baseline errs) and does it leave the rest alone (the kept region, where the baseline is
+    near 0 and any change is damage). whole = fraction * changed + (1 - fraction) * kept.
+
+    Args:
+        edited, sources, truths: float [N, S, S, 3] on [0, 255]: the model's edits, their inputs and the
+            true renderings with the target AUs.
+
+    Returns:
+        {"changed": {"edit_l1", "baseline_l1", "l1_ratio_to_baseline"}, "kept": {"edit_l1",
+         "baseline_l1"}, "changed_fraction": the share of pixels in the changed region}; a region
+        with no pixel is left out.
+    """
+    changed = np.abs(truths - sources).max(axis=-1) > CHANGED_PIXEL_THRESHOLD  # [N, S, S]
+    edit_error = np.abs(edited - truths).mean(axis=-1)
+    baseline_error = np.abs(sources - truths).mean(axis=-1)
+    result = {"changed_fraction": float(changed.mean())}
+    for name, mask in (("changed", changed), ("kept", ~changed)):
+        if mask.any():
+            result[name] = {"edit_l1": float(edit_error[mask].mean()), "baseline_l1": float(baseline_error[mask].mean())}
+    if "changed" in result:
+        result["changed"]["l1_ratio_to_baseline"] = result["changed"]["edit_l1"] / result["changed"]["baseline_l1"]
+    return result
+
+
 def synthetic_metrics(edit: EditFunction, data_dir: str, ids: Sequence[str], source_aus: np.ndarray,
                       image_size: int, num_targets: int = 4, seed: int = 0, batch_size: int = 16) -> dict:
     """Paired metrics against the true renderings of edited synthetic faces.
@@ -83,6 +114,7 @@ def synthetic_metrics(edit: EditFunction, data_dir: str, ids: Sequence[str], sou
     Returns:
         {"edit": {l1, psnr, ssim}, "identity_baseline": {...}, "l1_ratio_to_baseline": float,
          "changed_only": the same three for the edits whose AUs moved by > CHANGED_AU_THRESHOLD,
+         "regions": region_metrics of all edits (is the error in the edits or in what should stay),
          "same_aus": {l1, psnr, ssim} of editing with the source's own AUs against the source,
          "attention": attention_statistics of all edits, "num_edits": int}.
     """
@@ -104,14 +136,16 @@ def synthetic_metrics(edit: EditFunction, data_dir: str, ids: Sequence[str], sou
 
     edited = _batched(edit, sources, targets, batch_size)
     same = _batched(edit, sources, repeated_source_aus, batch_size)
-    edit_scores = _per_image(to_uint8_scale(edited["fake_image"]), truths)
-    baseline_scores = _per_image(to_uint8_scale(sources), truths)
+    edit_pixels, source_pixels = to_uint8_scale(edited["fake_image"]), to_uint8_scale(sources)
+    edit_scores = _per_image(edit_pixels, truths)
+    baseline_scores = _per_image(source_pixels, truths)
     changed = np.abs(targets - repeated_source_aus).max(axis=1) > CHANGED_AU_THRESHOLD
     mean = lambda scores, mask=slice(None): {name: float(values[mask].mean()) for name, values in scores.items()}
     result = {
         "edit": mean(edit_scores),
         "identity_baseline": mean(baseline_scores),
-        "same_aus": pixel_metrics(to_uint8_scale(same["fake_image"]), to_uint8_scale(sources)),
+        "regions": region_metrics(edit_pixels, source_pixels, truths),
+        "same_aus": pixel_metrics(to_uint8_scale(same["fake_image"]), source_pixels),
         "attention": attention_statistics(edited["attention"]),
         "num_edits": int(len(targets)),
         "num_changed_edits": int(changed.sum()),
