@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import TINY_MODEL
 from tf_ganimation import action_units, evaluation, networks, synthetic, synthetic_dataset, training, workdir
@@ -118,6 +119,17 @@ def test_evaluate_run_writes_metrics_and_sheet(faces, tmp_path):
     assert written["synthetic"]["num_edits"] == metrics["synthetic"]["num_edits"] > 0
     assert "critic_aus_mae_on_edits" in written["consistency"]
     assert (tmp_path / "evaluation" / "sheet.png").is_file()
+    # The truth sheet: the sweep rendered. Its AU12 cell at intensity 1 is the face rendered with AU12 = 1.
+    truth_sheet = np.asarray(Image.open(tmp_path / "evaluation" / "truth_sheet.png"))
+    sheet = np.asarray(Image.open(tmp_path / "evaluation" / "sheet.png"))
+    assert truth_sheet.shape == sheet.shape
+    identities = synthetic_dataset.load_identities(os.fspath(data_dir))
+    samples = evaluation.data.fixed_samples(config.data, 4, split="test")
+    aus = samples["real_aus"][0].copy()
+    row, left = action_units.AU_NAMES.index("AU12"), 40 + 5 * 32
+    aus[row] = 1.0
+    expected = synthetic.render_face(identities[samples["id"][0]], aus, 32)
+    np.testing.assert_array_equal(truth_sheet[row * 32:(row + 1) * 32, left:left + 32], expected)
 
 
 def test_evaluate_run_reads_a_checkpoint_while_the_run_trains(faces, tmp_path):

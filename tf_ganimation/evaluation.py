@@ -51,6 +51,21 @@ def generator_edit(generator: networks.Generator) -> EditFunction:
         tf.convert_to_tensor(images, tf.float32), tf.convert_to_tensor(aus, tf.float32)).items()}
 
 
+def rendering_edit(identity: synthetic.Identity, image_size: int) -> EditFunction:
+    """The oracle EditFunction of one synthetic face: the true rendering with the target AUs.
+
+    It ignores the input image; attention is 0 (all colour) and the colour map is the rendering.
+    `evaluate_run` draws the truth sheet with it, the reference for the model's sheet.
+    """
+
+    def edit(images, aus):
+        truths = np.stack([synthetic.render_face(identity, target, image_size) for target in np.asarray(aus)])
+        fake = truths.astype(np.float32) / 127.5 - 1.0
+        return {"fake_image": fake, "attention": np.zeros(fake.shape[:3] + (1,), np.float32), "color": fake}
+
+    return edit
+
+
 def to_uint8_scale(images: np.ndarray) -> np.ndarray:
     """[-1, 1] -> float [0, 255] (not rounded), the scale the pixel metrics are reported on."""
     return (np.clip(np.asarray(images, np.float32), -1.0, 1.0) + 1.0) * 127.5
@@ -248,7 +263,8 @@ def evaluate_run(run_dir: str, out_dir: str | None = None, data_dir: str | None 
                  max_images: int = 64, seed: int = 0, checkpoint: str | None = None) -> dict:
     """Evaluates a trained run on its test split; writes metrics.json and sheet.png into out_dir.
 
-    Synthetic datasets (with identities.json) get the ground-truth metrics; every dataset gets the
+    Synthetic datasets (with identities.json) get the ground-truth metrics and truth_sheet.png, the
+    sheet's sweep rendered by `rendering_edit` (attention 0, colour = the truth); every dataset gets the
     consistency metrics. The networks are the run's final weights, or with `checkpoint` ("latest",
     "ckpt-<step>" or a path: training.load_checkpoint) a checkpoint's, also while the run still trains.
     out_dir defaults to <run_dir>/evaluation, and to <run_dir>/evaluation/step_<step> for a checkpoint.
@@ -283,4 +299,9 @@ def evaluate_run(run_dir: str, out_dir: str | None = None, data_dir: str | None 
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     sheet = evaluation_sheet(edit, samples["real_image"][0], samples["real_aus"][0])
     Image.fromarray(sheet).save(out / "sheet.png")
+    if "synthetic" in metrics:  # the same sweep, rendered: what the edits should look like
+        identity = synthetic_dataset.load_identities(data_config.data_dir)[samples["id"][0]]
+        truth = evaluation_sheet(rendering_edit(identity, config.model.image_size), samples["real_image"][0],
+                                 samples["real_aus"][0])
+        Image.fromarray(truth).save(out / "truth_sheet.png")
     return metrics
