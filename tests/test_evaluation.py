@@ -26,8 +26,8 @@ def _identity_edit(images, aus):
 
 
 def test_identity_model_scores_exactly_the_baseline(faces):
-    data_dir, _, ids, source_aus = faces
-    metrics = evaluation.synthetic_metrics(_identity_edit, os.fspath(data_dir), ids, source_aus, 32, num_targets=3)
+    _, identities, ids, source_aus = faces
+    metrics = evaluation.synthetic_metrics(_identity_edit, identities, ids, source_aus, 32, num_targets=3)
     assert metrics["edit"] == metrics["identity_baseline"]
     assert metrics["l1_ratio_to_baseline"] == pytest.approx(1.0)
     assert metrics["identity_baseline"]["l1"] > 0.5  # the targets really change the faces
@@ -41,7 +41,7 @@ def test_identity_model_scores_exactly_the_baseline(faces):
 
 
 def test_an_oracle_that_renders_the_truth_scores_zero_error(faces):
-    data_dir, identities, ids, source_aus = faces
+    _, identities, ids, source_aus = faces
     # The oracle recognises each source face by its pixels and renders it with the target AUs.
     by_pixels = {synthetic.render_face(identities[i], aus, 32).tobytes(): identities[i]
                  for i, aus in zip(ids, source_aus)}
@@ -52,7 +52,7 @@ def test_an_oracle_that_renders_the_truth_scores_zero_error(faces):
         fake = truth.astype(np.float32) / 127.5 - 1.0
         return {"fake_image": fake, "attention": np.zeros(images.shape[:3] + (1,), np.float32), "color": fake}
 
-    metrics = evaluation.synthetic_metrics(oracle, os.fspath(data_dir), ids, source_aus, 32, num_targets=2)
+    metrics = evaluation.synthetic_metrics(oracle, identities, ids, source_aus, 32, num_targets=2)
     assert metrics["edit"]["l1"] == pytest.approx(0.0, abs=1e-4)
     assert metrics["edit"]["ssim"] == pytest.approx(1.0, abs=1e-4)
     assert metrics["l1_ratio_to_baseline"] < 1e-4
@@ -88,6 +88,41 @@ def test_region_metrics_by_hand():
     assert evaluation.region_metrics(edited, sources, truths)["changed_fraction"] == 2 / 16
 
 
+def test_gradient_alignment_of_hand_made_gradients(faces):
+    _, identities, ids, source_aus = faces
+
+    def true_direction(images, index, sign=1.0):
+        """A gradient equal to (a multiple of) render(AU = 1) - render(face): the ideal AU head's."""
+        directions = []
+        for image in images:
+            image_id, aus = next((i, a) for i, a in zip(ids, source_aus)
+                                 if np.array_equal(synthetic.render_face(identities[i], a, 32), np.round((image + 1) * 127.5)))
+            raised = aus.copy()
+            raised[index] = 1.0
+            directions.append(synthetic.render_face(identities[image_id], raised, 32) - (image + 1) * 127.5)
+        return sign * 0.01 * np.stack(directions)
+
+    aligned = evaluation.au_gradient_alignment(true_direction, identities, ids, source_aus, 32)
+    assert set(aligned) == set(evaluation.ALIGNMENT_AUS) | {"mean"}
+    assert all(value == pytest.approx(1.0) for value in aligned.values())
+    opposed = evaluation.au_gradient_alignment(lambda x, k: true_direction(x, k, -1.0), identities, ids, source_aus, 32)
+    assert opposed["mean"] == pytest.approx(-1.0)
+    noise = lambda images, index: np.random.default_rng(index).standard_normal(images.shape)
+    assert abs(evaluation.au_gradient_alignment(noise, identities, ids, source_aus, 32)["mean"]) < 0.1
+
+
+def test_critic_gradient_matches_a_finite_difference():
+    critic = networks.build_critic(TINY_MODEL)
+    rng = np.random.default_rng(3)
+    images = rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    step = 1e-2 * rng.standard_normal(images.shape).astype(np.float32)
+    gradient = evaluation.critic_gradient(critic)(images, 12)
+    assert gradient.shape == images.shape
+    reading = lambda x: critic(x)["aus"].numpy()[:, 12].astype(np.float64)
+    finite_difference = (reading(images + step) - reading(images - step)) / 2
+    np.testing.assert_allclose(np.sum(gradient * step, axis=(1, 2, 3)), finite_difference, rtol=0.05, atol=1e-5)
+
+
 def test_consistency_of_the_identity_model_is_perfect():
     rng = np.random.default_rng(2)
     images = rng.uniform(-1, 1, (3, 16, 16, 3)).astype(np.float32)
@@ -119,6 +154,8 @@ def test_evaluate_run_writes_metrics_and_sheet(faces, tmp_path):
     assert written["synthetic"]["num_edits"] == metrics["synthetic"]["num_edits"] > 0
     assert "critic_aus_mae_on_edits" in written["consistency"]
     assert (tmp_path / "evaluation" / "sheet.png").is_file()
+    alignment = written["synthetic"]["critic_au_gradient_alignment"]
+    assert -1.0 <= alignment["mean"] <= 1.0 and set(alignment) <= set(evaluation.ALIGNMENT_AUS) | {"mean"}
     # The truth sheet: the sweep rendered. Its AU12 cell at intensity 1 is the face rendered with AU12 = 1.
     truth_sheet = np.asarray(Image.open(tmp_path / "evaluation" / "truth_sheet.png"))
     sheet = np.asarray(Image.open(tmp_path / "evaluation" / "sheet.png"))

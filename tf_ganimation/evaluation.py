@@ -114,13 +114,14 @@ def region_metrics(edited: np.ndarray, sources: np.ndarray, truths: np.ndarray) 
     return result
 
 
-def synthetic_metrics(edit: EditFunction, data_dir: str, ids: Sequence[str], source_aus: np.ndarray,
+def synthetic_metrics(edit: EditFunction, identities: Mapping[str, synthetic.Identity], ids: Sequence[str],
+                      source_aus: np.ndarray,
                       image_size: int, num_targets: int = 4, seed: int = 0, batch_size: int = 16) -> dict:
     """Paired metrics against the true renderings of edited synthetic faces.
 
     Args:
         edit: the model under test.
-        data_dir: a dataset made by synthetic_dataset.make_dataset (its identities.json is read).
+        identities: {image id: Identity}, synthetic_dataset.load_identities of the dataset.
         ids: the test image ids to edit.
         source_aus: float32 [len(ids), 17] in [0, 1], the AUs each source image was rendered with.
         image_size: the model's side; faces are rendered at it.
@@ -133,7 +134,6 @@ def synthetic_metrics(edit: EditFunction, data_dir: str, ids: Sequence[str], sou
          "same_aus": {l1, psnr, ssim} of editing with the source's own AUs against the source,
          "attention": attention_statistics of all edits, "num_edits": int}.
     """
-    identities = synthetic_dataset.load_identities(data_dir)
     rng = np.random.default_rng(seed)
     sources, targets, truths = [], [], []
     for image_id, aus in zip(ids, np.asarray(source_aus, np.float32)):
@@ -197,6 +197,61 @@ def consistency_metrics(edit: EditFunction, real_image: np.ndarray, real_aus: np
         result["critic_aus_mae_on_real"] = float(np.abs(critic_aus(np.asarray(real_image)) - real_aus).mean())
         result["critic_aus_note"] = ("self-consistency: the generator was trained to satisfy this critic; "
                                      "not an independent measure of AU accuracy")
+    return result
+
+
+# AUs whose gradient alignment is reported: brows, smile, frown and jaw, the large and distinct changes.
+ALIGNMENT_AUS = ("AU01", "AU04", "AU12", "AU15", "AU26")
+AUGradient = Callable[[np.ndarray, int], np.ndarray]
+
+
+def critic_gradient(critic: networks.Critic) -> AUGradient:
+    """(images [N, S, S, 3] in [-1, 1], AU index k) -> d critic_aus[:, k] / d images, [N, S, S, 3]."""
+
+    @tf.function(reduce_retracing=True)
+    def gradient(images, index):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            reading = tf.reduce_sum(tf.gather(critic(images)["aus"], index, axis=1))
+        return tape.gradient(reading, images)
+
+    return lambda images, index: gradient(tf.convert_to_tensor(images, tf.float32), tf.constant(index)).numpy()
+
+
+def au_gradient_alignment(au_gradient: AUGradient, identities: Mapping[str, synthetic.Identity], ids: Sequence[str],
+                          source_aus: np.ndarray, image_size: int, au_names: Sequence[str] = ALIGNMENT_AUS) -> dict:
+    """Does the critic's AU head point the generator at the expression? A diagnostic of the AU signal.
+
+    For each face and AU k (where the face's own intensity is below 0.5): the cosine between the
+    gradient of the critic's AU k reading with respect to the face and the true edit direction,
+    render(AU k = 1) - render(face). The generator's AU term moves its edits along that gradient. Near
+    1: raising the reading means drawing the expression. Near 0: the reading rises fastest along
+    directions unrelated to it, which the generator can follow with small patterns (the dots and
+    stripes of short runs) instead of the expression.
+
+    Returns:
+        {"AU12": mean cosine in [-1, 1], ..., "mean": over the AUs}; an AU no face qualifies for is left out.
+    """
+    result = {}
+    for name in au_names:
+        index = action_units.AU_NAMES.index(name)
+        sources, directions = [], []
+        for image_id, aus in zip(ids, np.asarray(source_aus, np.float32)):
+            if aus[index] >= 0.5:
+                continue
+            raised = aus.copy()
+            raised[index] = 1.0
+            source = synthetic.render_face(identities[image_id], aus, image_size).astype(np.float32)
+            sources.append(source / 127.5 - 1.0)
+            directions.append(synthetic.render_face(identities[image_id], raised, image_size) - source)
+        if not sources:
+            continue
+        gradients = np.asarray(au_gradient(np.stack(sources), index), np.float64).reshape(len(sources), -1)
+        directions = np.stack(directions).astype(np.float64).reshape(len(sources), -1)
+        norms = np.linalg.norm(gradients, axis=1) * np.linalg.norm(directions, axis=1)
+        result[name] = float(np.mean(np.sum(gradients * directions, axis=1) / np.maximum(norms, 1e-12)))
+    if result:
+        result["mean"] = float(np.mean(list(result.values())))
     return result
 
 
@@ -285,9 +340,14 @@ def evaluate_run(run_dir: str, out_dir: str | None = None, data_dir: str | None 
                                  examples=examples)
     metrics: dict = {"run": os.fspath(run_dir), "weights": weights, "data_dir": data_config.data_dir,
                      "num_test_images": len(split)}
+    identities = None
     if os.path.isfile(os.path.join(data_config.data_dir, synthetic_dataset.IDENTITIES_FILE)):
-        metrics["synthetic"] = synthetic_metrics(edit, data_config.data_dir, list(samples["id"]), samples["real_aus"],
+        identities = synthetic_dataset.load_identities(data_config.data_dir)
+        metrics["synthetic"] = synthetic_metrics(edit, identities, list(samples["id"]), samples["real_aus"],
                                                  config.model.image_size, num_targets, seed)
+        if critic is not None:
+            metrics["synthetic"]["critic_au_gradient_alignment"] = au_gradient_alignment(
+                critic_gradient(critic), identities, list(samples["id"]), samples["real_aus"], config.model.image_size)
     critic_aus = None
     if critic is not None:
         critic_aus = lambda images: np.concatenate([critic(images[i:i + 16])["aus"].numpy()
@@ -299,9 +359,9 @@ def evaluate_run(run_dir: str, out_dir: str | None = None, data_dir: str | None 
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     sheet = evaluation_sheet(edit, samples["real_image"][0], samples["real_aus"][0])
     Image.fromarray(sheet).save(out / "sheet.png")
-    if "synthetic" in metrics:  # the same sweep, rendered: what the edits should look like
-        identity = synthetic_dataset.load_identities(data_config.data_dir)[samples["id"][0]]
-        truth = evaluation_sheet(rendering_edit(identity, config.model.image_size), samples["real_image"][0],
+    if identities is not None:  # the same sweep, rendered: what the edits should look like
+        truth = evaluation_sheet(rendering_edit(identities[samples["id"][0]], config.model.image_size),
+                                 samples["real_image"][0],
                                  samples["real_aus"][0])
         Image.fromarray(truth).save(out / "truth_sheet.png")
     return metrics
