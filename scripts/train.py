@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from tf_ganimation import cli, flags, training
+from tf_ganimation import cli, evaluation, flags, training
 
 FLAGS = flags.FLAGS
 NONFINITE_EXIT_CODE = 3
@@ -38,8 +38,14 @@ def main(argv):
         synthetic_dataset.make_dataset(config.data.data_dir, FLAGS.synthetic_images, config.data.image_size, seed=config.data.seed)
     if training.is_chief(config.run):  # multi_worker: only the chief writes into the shared workdir
         flags.write_resolved_flags(workdir)
+    probe = None
+    if config.run.eval_every and training.is_chief(config.run):
+        probe = evaluation.training_probe(config)
+        if probe is None:
+            print(f"--eval_every={config.run.eval_every} is ignored: {config.data.data_dir} is not a synthetic "
+                  f"dataset (no identities.json), so there are no true edits to score against", file=sys.stderr)
     try:
-        result = training.train(config, workdir)
+        result = training.train(config, workdir, probe)
     except training.NonFiniteLossError as error:
         cli.fail(str(error), exit_code=NONFINITE_EXIT_CODE)
     print(json.dumps(result), file=sys.stderr)

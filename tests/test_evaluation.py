@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -58,6 +59,27 @@ def test_an_oracle_that_renders_the_truth_scores_zero_error(faces):
     assert metrics["l1_ratio_to_baseline"] < 1e-4
     assert metrics["regions"]["changed"]["edit_l1"] < 1e-4 and metrics["regions"]["kept"]["edit_l1"] < 1e-4
     assert metrics["attention"]["fraction_below_0.05"] == 1.0
+
+
+def test_training_probe_scores_like_synthetic_metrics(faces, tmp_path):
+    data_dir, identities, _, _ = faces
+    config = Config(model=TINY_MODEL, data=DataConfig(data_dir=os.fspath(data_dir), image_size=32))
+    probe = evaluation.training_probe(config, max_images=3, num_targets=2)
+    assert len(probe.edits.targets) == 6
+    scores = probe.score(_identity_edit)
+    assert scores["l1_ratio_to_baseline"] == pytest.approx(1.0)
+    assert scores["changed_region_l1_ratio"] == pytest.approx(1.0) and scores["same_aus_l1"] == 0.0
+    assert scores["attention_mean"] == 1.0
+    generator = networks.build_generator(TINY_MODEL)
+    samples = evaluation.data.fixed_samples(config.data, 3, split="test")
+    full = evaluation.synthetic_metrics(evaluation.generator_edit(generator), identities, list(samples["id"]),
+                                        samples["real_aus"], 32, num_targets=2)
+    scores = probe(generator)
+    assert scores["l1_ratio_to_baseline"] == pytest.approx(full["l1_ratio_to_baseline"], rel=1e-5)
+    assert scores["kept_region_l1"] == pytest.approx(full["regions"]["kept"]["edit_l1"], rel=1e-5)
+    # Not a synthetic dataset (no identities.json): no true edits, no probe.
+    assert evaluation.training_probe(dataclasses.replace(config, data=dataclasses.replace(
+        config.data, data_dir=os.fspath(tmp_path)))) is None
 
 
 def test_pixel_metrics_by_hand():

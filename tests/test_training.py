@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from absl import logging
 
 from conftest import PROJECT_ROOT, TINY_MODEL
 from tf_ganimation import synthetic_dataset, training, workdir
@@ -58,6 +60,64 @@ def test_sample_grid_shows_five_columns_per_face():
     np.testing.assert_allclose(grid[32:64, :32], real, atol=1)
 
 
+def _scalars(log_dir: pathlib.Path) -> dict[str, dict[int, float]]:
+    """{tag: {step: value}} of the scalar summaries in a run's TensorBoard logs."""
+    from tensorflow.core.util import event_pb2
+
+    scalars: dict[str, dict[int, float]] = {}
+    for path in log_dir.glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(os.fspath(path)):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                array = tf.make_ndarray(value.tensor)
+                if array.ndim == 0:
+                    scalars.setdefault(value.tag, {})[event.step] = float(array)
+    return scalars
+
+
+def _monitor(tmp_path, probe, eval_every=2):
+    config = Config(model=TINY_MODEL, data=DataConfig(image_size=32),
+                    run=RunConfig(eval_every=eval_every, summary_every=100, sample_every=100, checkpoint_every=100))
+    schedule = training.Schedule(steps_per_epoch=100, total_steps=5, final_step=5, decay_steps=0)
+    gan = training.build_gan(config, schedule)
+    writer = training.CheckpointWriter(tf.train.Checkpoint(), tmp_path / "checkpoints", 1, config.run)
+    rng = np.random.default_rng(0)
+    samples = {"real_image": rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32),
+               "real_aus": np.zeros((1, 17), np.float32), "target_aus": np.ones((1, 17), np.float32)}
+    return training.TrainingMonitor(gan, config, schedule, tmp_path, writer, samples, probe)
+
+
+def test_monitor_runs_the_probe_every_eval_every_steps_and_at_the_end(tmp_path):
+    calls = []
+
+    def probe(generator):
+        calls.append(generator)
+        return {"l1_ratio_to_baseline": 0.5 + len(calls)}
+
+    monitor = _monitor(tmp_path, probe)
+    for step in range(1, 6):
+        monitor.after_step(step, {"generator_loss": 1.0}, skipped=False, stopping=False)
+    monitor.summary_writer.flush()
+    assert len(calls) == 3 and all(generator is monitor.gan.generator for generator in calls)
+    assert _scalars(tmp_path / "logs")["evaluation/l1_ratio_to_baseline"] == {2: 1.5, 4: 2.5, 5: 3.5}
+
+
+def test_a_failing_probe_is_logged_and_training_goes_on(tmp_path, caplog):
+    def probe(generator):
+        raise ValueError("identities.json is unreadable")
+
+    monitor = _monitor(tmp_path, probe, eval_every=1)
+    with caplog.at_level(logging.WARNING):
+        monitor.after_step(1, {"generator_loss": 1.0}, skipped=False, stopping=False)
+    assert "step 1: evaluation failed and was skipped: ValueError: identities.json is unreadable" in caplog.text
+
+
+def test_eval_every_is_a_non_negative_integer():
+    assert RunConfig().eval_every == 0  # off unless asked
+    with pytest.raises(ValueError, match="eval_every=-1 is invalid"):
+        RunConfig(eval_every=-1)
+
+
 @pytest.mark.slow
 def test_train_script_smoke_run_then_resume(synthetic_faces, tmp_path):
     run_dir = tmp_path / "run"
@@ -67,6 +127,10 @@ def test_train_script_smoke_run_then_resume(synthetic_faces, tmp_path):
     assert (run_dir / "flags.txt").read_text().count("--max_steps=2") == 1
     assert (run_dir / "checkpoints" / "ckpt-2.index").is_file()
     assert list((run_dir / "logs").glob("events.out.tfevents.*"))
+    # smoke.flags evaluates every 2 steps: scored against the synthetic faces' true renderings.
+    ratios = _scalars(run_dir / "logs")["evaluation/l1_ratio_to_baseline"]
+    assert sorted(ratios) == [2] and 0.0 < ratios[2] < 100.0
+    assert "step 2 evaluation: l1_ratio_to_baseline" in first.stderr
     assert (run_dir / "samples" / "step_0000002.png").is_file()
     assert (run_dir / "generator.weights.h5").is_file()
 

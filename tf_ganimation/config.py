@@ -132,6 +132,7 @@ class RunConfig:
     summary_every: int = 100
     sample_every: int = 1000
     num_samples: int = 4
+    eval_every: int = 0  # 0: never; synthetic datasets only (evaluation.SyntheticProbe)
     deterministic: bool = False
     seed: int = 0
     max_nonfinite_skips: int = 0  # 0: a NaN/Inf loss stops the run
@@ -149,6 +150,7 @@ class RunConfig:
         _positive("summary_every", self.summary_every)
         _positive("sample_every", self.sample_every)
         _positive("num_samples", self.num_samples)
+        _non_negative("eval_every", self.eval_every)
         _check("max_nonfinite_skips", self.max_nonfinite_skips,
                isinstance(self.max_nonfinite_skips, int) and self.max_nonfinite_skips >= 0, "an integer >= 0")
 

@@ -29,6 +29,7 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from tf_ganimation import action_units, data, networks, synthetic, synthetic_dataset, training, workdir
+from tf_ganimation.config import Config
 
 EditFunction = Callable[[np.ndarray, np.ndarray], Mapping[str, np.ndarray]]
 SWEEP_INTENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -114,25 +115,30 @@ def region_metrics(edited: np.ndarray, sources: np.ndarray, truths: np.ndarray) 
     return result
 
 
-def synthetic_metrics(edit: EditFunction, identities: Mapping[str, synthetic.Identity], ids: Sequence[str],
-                      source_aus: np.ndarray,
-                      image_size: int, num_targets: int = 4, seed: int = 0, batch_size: int = 16) -> dict:
-    """Paired metrics against the true renderings of edited synthetic faces.
+@dataclasses.dataclass(frozen=True)
+class SyntheticEdits:
+    """Edits of synthetic faces with their true results, rendered once (`render_edits`).
+
+    sources: float32 [N * K, S, S, 3] in [-1, 1] (each face repeated K times); targets and source_aus:
+    float32 [N * K, 17] in [0, 1]; truths: float32 [N * K, S, S, 3] on [0, 255], the faces rendered
+    with the target AUs.
+    """
+
+    sources: np.ndarray
+    targets: np.ndarray
+    source_aus: np.ndarray
+    truths: np.ndarray
+
+
+def render_edits(identities: Mapping[str, synthetic.Identity], ids: Sequence[str], source_aus: np.ndarray,
+                 image_size: int, num_targets: int = 4, seed: int = 0) -> SyntheticEdits:
+    """K = num_targets edits of each face (targets from synthetic_dataset.sample_aus, seeded), with truths.
 
     Args:
-        edit: the model under test.
         identities: {image id: Identity}, synthetic_dataset.load_identities of the dataset.
         ids: the test image ids to edit.
         source_aus: float32 [len(ids), 17] in [0, 1], the AUs each source image was rendered with.
         image_size: the model's side; faces are rendered at it.
-        num_targets: target AU vectors per source face (synthetic_dataset.sample_aus, seeded).
-
-    Returns:
-        {"edit": {l1, psnr, ssim}, "identity_baseline": {...}, "l1_ratio_to_baseline": float,
-         "changed_only": the same three for the edits whose AUs moved by > CHANGED_AU_THRESHOLD,
-         "regions": region_metrics of all edits (is the error in the edits or in what should stay),
-         "same_aus": {l1, psnr, ssim} of editing with the source's own AUs against the source,
-         "attention": attention_statistics of all edits, "num_edits": int}.
     """
     rng = np.random.default_rng(seed)
     sources, targets, truths = [], [], []
@@ -144,25 +150,43 @@ def synthetic_metrics(edit: EditFunction, identities: Mapping[str, synthetic.Ide
             sources.append(source)
             targets.append(target)
             truths.append(synthetic.render_face(identity, target, image_size))
-    sources = np.stack(sources).astype(np.float32) / 127.5 - 1.0
-    targets = np.stack(targets).astype(np.float32)
-    truths = np.stack(truths).astype(np.float32)
-    repeated_source_aus = np.repeat(np.asarray(source_aus, np.float32), num_targets, axis=0)
+    return SyntheticEdits(sources=np.stack(sources).astype(np.float32) / 127.5 - 1.0,
+                          targets=np.stack(targets).astype(np.float32),
+                          source_aus=np.repeat(np.asarray(source_aus, np.float32), num_targets, axis=0),
+                          truths=np.stack(truths).astype(np.float32))
 
-    edited = _batched(edit, sources, targets, batch_size)
-    same = _batched(edit, sources, repeated_source_aus, batch_size)
-    edit_pixels, source_pixels = to_uint8_scale(edited["fake_image"]), to_uint8_scale(sources)
-    edit_scores = _per_image(edit_pixels, truths)
-    baseline_scores = _per_image(source_pixels, truths)
-    changed = np.abs(targets - repeated_source_aus).max(axis=1) > CHANGED_AU_THRESHOLD
+
+def synthetic_metrics(edit: EditFunction, identities: Mapping[str, synthetic.Identity], ids: Sequence[str],
+                      source_aus: np.ndarray, image_size: int, num_targets: int = 4, seed: int = 0,
+                      batch_size: int = 16) -> dict:
+    """Paired metrics against the true renderings of edited synthetic faces (arguments: render_edits)."""
+    return score_edits(edit, render_edits(identities, ids, source_aus, image_size, num_targets, seed), batch_size)
+
+
+def score_edits(edit: EditFunction, edits: SyntheticEdits, batch_size: int = 16) -> dict:
+    """Scores the model `edit` on rendered edits.
+
+    Returns:
+        {"edit": {l1, psnr, ssim}, "identity_baseline": {...}, "l1_ratio_to_baseline": float,
+         "changed_only": the same three for the edits whose AUs moved by > CHANGED_AU_THRESHOLD,
+         "regions": region_metrics of all edits (is the error in the edits or in what should stay),
+         "same_aus": {l1, psnr, ssim} of editing with the source's own AUs against the source,
+         "attention": attention_statistics of all edits, "num_edits": int}.
+    """
+    edited = _batched(edit, edits.sources, edits.targets, batch_size)
+    same = _batched(edit, edits.sources, edits.source_aus, batch_size)
+    edit_pixels, source_pixels = to_uint8_scale(edited["fake_image"]), to_uint8_scale(edits.sources)
+    edit_scores = _per_image(edit_pixels, edits.truths)
+    baseline_scores = _per_image(source_pixels, edits.truths)
+    changed = np.abs(edits.targets - edits.source_aus).max(axis=1) > CHANGED_AU_THRESHOLD
     mean = lambda scores, mask=slice(None): {name: float(values[mask].mean()) for name, values in scores.items()}
     result = {
         "edit": mean(edit_scores),
         "identity_baseline": mean(baseline_scores),
-        "regions": region_metrics(edit_pixels, source_pixels, truths),
+        "regions": region_metrics(edit_pixels, source_pixels, edits.truths),
         "same_aus": pixel_metrics(to_uint8_scale(same["fake_image"]), source_pixels),
         "attention": attention_statistics(edited["attention"]),
-        "num_edits": int(len(targets)),
+        "num_edits": int(len(edits.targets)),
         "num_changed_edits": int(changed.sum()),
     }
     if changed.any():
@@ -170,6 +194,44 @@ def synthetic_metrics(edit: EditFunction, identities: Mapping[str, synthetic.Ide
         result["changed_only"]["l1_ratio_to_baseline"] = _ratio(result["changed_only"])
     result["l1_ratio_to_baseline"] = _ratio(result)
     return result
+
+
+class SyntheticProbe:
+    """Ground-truth scores of a generator while it trains: `train(..., probe=...)` calls it.
+
+    The edits and their truths are rendered once; each call edits them with the current generator
+    (a few seconds for 128 edits at 64 px on a CPU) and returns the TensorBoard scalars below.
+    """
+
+    def __init__(self, edits: SyntheticEdits):
+        self.edits = edits
+        self._generator, self._edit = None, None
+
+    def score(self, edit: EditFunction) -> dict[str, float]:
+        """{"l1_ratio_to_baseline", "changed_region_l1_ratio", "kept_region_l1", "same_aus_l1",
+        "attention_mean"} of `edit`; see score_edits and region_metrics."""
+        metrics = score_edits(edit, self.edits)
+        regions = metrics["regions"]
+        return {"l1_ratio_to_baseline": metrics["l1_ratio_to_baseline"],
+                "changed_region_l1_ratio": regions.get("changed", {}).get("l1_ratio_to_baseline", math.nan),
+                "kept_region_l1": regions.get("kept", {}).get("edit_l1", math.nan),
+                "same_aus_l1": metrics["same_aus"]["l1"],
+                "attention_mean": metrics["attention"]["mean"]}
+
+    def __call__(self, generator: networks.Generator) -> dict[str, float]:
+        if generator is not self._generator:  # one traced function per generator
+            self._generator, self._edit = generator, generator_edit(generator)
+        return self.score(self._edit)
+
+
+def training_probe(config: Config, max_images: int = 32, num_targets: int = 4) -> SyntheticProbe | None:
+    """The SyntheticProbe of a run's data: its first `max_images` test faces; None unless synthetic."""
+    if not os.path.isfile(os.path.join(config.data.data_dir, synthetic_dataset.IDENTITIES_FILE)):
+        return None
+    samples = data.fixed_samples(config.data, max_images, split="test")
+    identities = synthetic_dataset.load_identities(config.data.data_dir)
+    return SyntheticProbe(render_edits(identities, list(samples["id"]), samples["real_aus"],
+                                       config.model.image_size, num_targets))
 
 
 def consistency_metrics(edit: EditFunction, real_image: np.ndarray, real_aus: np.ndarray, target_aus: np.ndarray,

@@ -58,6 +58,8 @@ _HELP = {
     "summary_every": "Write TensorBoard scalars every N steps.",
     "sample_every": "Write the sample grid (TensorBoard and PNG) every N steps.",
     "num_samples": "Faces in the sample grid.",
+    "eval_every": "On a synthetic dataset, score the generator against the true renderings of 128 held-out "
+                  "edits every N steps and at the end (TensorBoard evaluation/*, a log line); 0: never.",
     "deterministic": "TensorFlow op determinism: the same weights from the same seed, also across a kill and "
                      "resume (slower).",
     "max_nonfinite_skips": "Steps with a NaN/Inf loss or gradient to skip (their updates are not applied) before "

@@ -40,6 +40,7 @@ import shutil
 import signal
 import sys
 import time
+from typing import Callable, Mapping
 
 import keras
 import numpy as np
@@ -52,6 +53,8 @@ from tf_ganimation.config import Config, RunConfig
 
 KILL_AT_VARIABLE = "TF_GANIMATION_TEST_KILL_AT"
 WORKER_CHECKPOINT_DIR = "workertemp_{task_id}"  # inside the checkpoint folder; deleted after each save
+# Scores a generator during training: {scalar name: value}; evaluation.SyntheticProbe is one.
+Probe = Callable[[networks.Generator], Mapping[str, float]]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -383,9 +386,9 @@ class TrainingMonitor:
     """
 
     def __init__(self, gan, config: Config, schedule: Schedule, run_dir: pathlib.Path, writer: CheckpointWriter,
-                 samples: dict | None):
+                 samples: dict | None, probe: Probe | None = None):
         self.gan, self.config, self.schedule, self.run_dir = gan, config, schedule, run_dir
-        self.checkpoints, self.samples = writer, samples
+        self.checkpoints, self.samples, self.probe = writer, samples, probe
         self.is_chief = writer.is_chief
         self.summary_writer = (tf.summary.create_file_writer(os.fspath(run_dir / workdir_lib.LOGS_DIR))
                                if self.is_chief else None)
@@ -405,6 +408,8 @@ class TrainingMonitor:
             self._write_scalars(step)
         if self.is_chief and (step % run.sample_every == 0 or last):
             self.write_samples(step)
+        if self.is_chief and self.probe is not None and run.eval_every and (step % run.eval_every == 0 or last):
+            self.evaluate(step)
         if step % run.checkpoint_every == 0 or step % self.schedule.steps_per_epoch == 0 or last or stopping:
             self.checkpoints.save(step)
 
@@ -425,6 +430,19 @@ class TrainingMonitor:
         logging.info("step %d/%d: %.1f images/s, generator_loss %.4f, critic_loss %.4f", step,
                      self.schedule.final_step, self.images_per_second, means.get("generator_loss", math.nan),
                      means.get("critic_loss", math.nan))
+
+    def evaluate(self, step: int) -> dict[str, float] | None:
+        """Runs the probe on the generator and writes its scores; a failing probe is logged, not raised."""
+        try:
+            scores = self.probe(self.gan.generator)
+        except Exception as error:  # an evaluation problem must not stop the training run
+            logging.warning("step %d: evaluation failed and was skipped: %s: %s", step, type(error).__name__, error)
+            return None
+        with self.summary_writer.as_default(step=step):
+            for name, value in scores.items():
+                tf.summary.scalar(f"evaluation/{name}", value)
+        logging.info("step %d evaluation: %s", step, ", ".join(f"{name} {value:.4g}" for name, value in scores.items()))
+        return scores
 
     def write_samples(self, step: int) -> pathlib.Path:
         grid = sample_grid(self.gan, self.samples)
@@ -480,8 +498,11 @@ def _check_resumable(config: Config, run_dir: pathlib.Path) -> None:
                          f"its config.json): use another --workdir, or the same sizes to resume it")
 
 
-def train(config: Config, workdir: os.PathLike) -> dict:
+def train(config: Config, workdir: os.PathLike, probe: Probe | None = None) -> dict:
     """Trains GANimation on `config.data` into `workdir`, resuming from its latest readable checkpoint.
+
+    `probe` (e.g. evaluation.SyntheticProbe) scores the generator every config.run.eval_every steps
+    and at the end, on the chief; its scalars go to TensorBoard under evaluation/.
 
     Returns:
         {"step": final step, "interrupted_by": signal number or 0, "images_per_second": float,
@@ -527,7 +548,7 @@ def train(config: Config, workdir: os.PathLike) -> dict:
         samples = data.fixed_samples(config.data, config.run.num_samples, examples=examples)
         samples = {key: value for key, value in samples.items() if key != "id"}
     writer = CheckpointWriter(checkpoint, checkpoint_dir, config.run.keep_checkpoints, config.run)
-    monitor = TrainingMonitor(gan, config, schedule, run_dir, writer, samples)
+    monitor = TrainingMonitor(gan, config, schedule, run_dir, writer, samples, probe)
     guard = NonFiniteGuard(config.run.max_nonfinite_skips)
     interrupted = _Interrupted()
     kill_point = _kill_point()
