@@ -103,6 +103,8 @@ def test_two_workers_end_with_the_weights_of_one_process_on_the_same_global_batc
     assert [result["step"] for result in results] == [STEPS, STEPS]
     assert results[0]["generator_loss"] == results[1]["generator_loss"]  # logs are reduced over workers
     assert "CollectiveAllReduceStrategy with 2 replicas" in outputs[0]
+    # smoke.flags evaluates every 2 steps: the chief alone does, and its probe made no op before the strategy.
+    assert "step 2 evaluation: l1_ratio_to_baseline" in outputs[0] and " evaluation: " not in outputs[1]
 
     # Only the chief (worker 0) wrote the run's files; worker 1's temporary checkpoints are gone.
     checkpoints = sorted(path.name for path in (run_dir / "checkpoints").iterdir())

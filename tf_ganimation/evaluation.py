@@ -199,13 +199,21 @@ def score_edits(edit: EditFunction, edits: SyntheticEdits, batch_size: int = 16)
 class SyntheticProbe:
     """Ground-truth scores of a generator while it trains: `train(..., probe=...)` calls it.
 
-    The edits and their truths are rendered once; each call edits them with the current generator
-    (a few seconds for 128 edits at 64 px on a CPU) and returns the TensorBoard scalars below.
+    `prepare` () -> SyntheticEdits runs at the first call, not at construction: the probe is made
+    before `train` creates its distribution strategy, and MultiWorkerMirroredStrategy must precede
+    every TensorFlow op (reading the test faces is one). Each call edits the rendered faces with the
+    current generator (about 2 s for 128 edits at 64 px on a CPU) and returns the scalars of `score`.
     """
 
-    def __init__(self, edits: SyntheticEdits):
-        self.edits = edits
+    def __init__(self, prepare: Callable[[], SyntheticEdits]):
+        self._prepare, self._edits = prepare, None
         self._generator, self._edit = None, None
+
+    @property
+    def edits(self) -> SyntheticEdits:
+        if self._edits is None:
+            self._edits = self._prepare()
+        return self._edits
 
     def score(self, edit: EditFunction) -> dict[str, float]:
         """{"l1_ratio_to_baseline", "changed_region_l1_ratio", "kept_region_l1", "same_aus_l1",
@@ -225,13 +233,20 @@ class SyntheticProbe:
 
 
 def training_probe(config: Config, max_images: int = 32, num_targets: int = 4) -> SyntheticProbe | None:
-    """The SyntheticProbe of a run's data: its first `max_images` test faces; None unless synthetic."""
+    """The SyntheticProbe of a run's data: its first `max_images` test faces; None unless synthetic.
+
+    Only checks that the dataset is synthetic (identities.json); no TensorFlow op runs until the
+    probe's first call.
+    """
     if not os.path.isfile(os.path.join(config.data.data_dir, synthetic_dataset.IDENTITIES_FILE)):
         return None
-    samples = data.fixed_samples(config.data, max_images, split="test")
-    identities = synthetic_dataset.load_identities(config.data.data_dir)
-    return SyntheticProbe(render_edits(identities, list(samples["id"]), samples["real_aus"],
-                                       config.model.image_size, num_targets))
+
+    def prepare() -> SyntheticEdits:
+        samples = data.fixed_samples(config.data, max_images, split="test")
+        identities = synthetic_dataset.load_identities(config.data.data_dir)
+        return render_edits(identities, list(samples["id"]), samples["real_aus"], config.model.image_size, num_targets)
+
+    return SyntheticProbe(prepare)
 
 
 def consistency_metrics(edit: EditFunction, real_image: np.ndarray, real_aus: np.ndarray, target_aus: np.ndarray,
