@@ -55,7 +55,8 @@ def _free_ports(count):
 def _run_two_workers(data_dir, run_dir):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     command = [sys.executable, "scripts/train.py", "--flagfile=configs/smoke.flags", f"--data_dir={data_dir}",
-               f"--workdir={run_dir}", f"--max_steps={STEPS}", "--strategy=multi_worker", "--n_critic=1"]
+               f"--workdir={run_dir}", f"--max_steps={STEPS}", "--strategy=multi_worker", "--n_critic=1",
+               "--eval_every=2"]
     workers = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
@@ -103,7 +104,7 @@ def test_two_workers_end_with_the_weights_of_one_process_on_the_same_global_batc
     assert [result["step"] for result in results] == [STEPS, STEPS]
     assert results[0]["generator_loss"] == results[1]["generator_loss"]  # logs are reduced over workers
     assert "CollectiveAllReduceStrategy with 2 replicas" in outputs[0]
-    # smoke.flags evaluates every 2 steps: the chief alone does, and its probe made no op before the strategy.
+    # Evaluated at step 2 by the chief alone, whose probe ran no op before the strategy existed.
     assert "step 2 evaluation: l1_ratio_to_baseline" in outputs[0] and " evaluation: " not in outputs[1]
 
     # Only the chief (worker 0) wrote the run's files; worker 1's temporary checkpoints are gone.

@@ -121,13 +121,13 @@ def test_eval_every_is_a_non_negative_integer():
 @pytest.mark.slow
 def test_train_script_smoke_run_then_resume(synthetic_faces, tmp_path):
     run_dir = tmp_path / "run"
-    first = _train_script(f"--data_dir={synthetic_faces}", f"--workdir={run_dir}", "--max_steps=2")
+    first = _train_script(f"--data_dir={synthetic_faces}", f"--workdir={run_dir}", "--max_steps=2", "--eval_every=2")
     assert first.returncode == 0, first.stderr[-3000:]
     assert json.loads(first.stderr.strip().splitlines()[-1])["step"] == 2
     assert (run_dir / "flags.txt").read_text().count("--max_steps=2") == 1
     assert (run_dir / "checkpoints" / "ckpt-2.index").is_file()
     assert list((run_dir / "logs").glob("events.out.tfevents.*"))
-    # smoke.flags evaluates every 2 steps: scored against the synthetic faces' true renderings.
+    # Evaluated at step 2 against the synthetic faces' true renderings.
     ratios = _scalars(run_dir / "logs")["evaluation/l1_ratio_to_baseline"]
     assert sorted(ratios) == [2] and 0.0 < ratios[2] < 100.0
     assert "step 2 evaluation: l1_ratio_to_baseline" in first.stderr
