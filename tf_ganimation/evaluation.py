@@ -437,8 +437,7 @@ def evaluate_run(run_dir: str, out_dir: str | None = None, data_dir: str | None 
     sheet = evaluation_sheet(edit, samples["real_image"][0], samples["real_aus"][0])
     Image.fromarray(sheet).save(out / "sheet.png")
     if identities is not None:  # the same sweep, rendered: what the edits should look like
-        truth = evaluation_sheet(rendering_edit(identities[samples["id"][0]], config.model.image_size),
-                                 samples["real_image"][0],
-                                 samples["real_aus"][0])
+        oracle = rendering_edit(identities[samples["id"][0]], config.model.image_size)
+        truth = evaluation_sheet(oracle, samples["real_image"][0], samples["real_aus"][0])
         Image.fromarray(truth).save(out / "truth_sheet.png")
     return metrics
