@@ -309,16 +309,17 @@ def au_gradient_alignment(au_gradient: AUGradient, identities: Mapping[str, synt
     Returns:
         {"AU12": mean cosine in [-1, 1], ..., "mean": over the AUs}; an AU no face qualifies for is left out.
     """
+    source_aus = np.asarray(source_aus, np.float32)
+    renders = [synthetic.render_face(identities[i], aus, image_size).astype(np.float32) for i, aus in zip(ids, source_aus)]
     result = {}
     for name in au_names:
         index = action_units.AU_NAMES.index(name)
         sources, directions = [], []
-        for image_id, aus in zip(ids, np.asarray(source_aus, np.float32)):
+        for image_id, aus, source in zip(ids, source_aus, renders):
             if aus[index] >= 0.5:
                 continue
             raised = aus.copy()
             raised[index] = 1.0
-            source = synthetic.render_face(identities[image_id], aus, image_size).astype(np.float32)
             sources.append(source / 127.5 - 1.0)
             directions.append(synthetic.render_face(identities[image_id], raised, image_size) - source)
         if not sources:
