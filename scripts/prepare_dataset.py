@@ -25,7 +25,7 @@ import os
 
 from absl import flags
 
-from tf_ganimation import cli, data, prepare, tfrecords
+from tf_ganimation import cli, inventory, prepare, tfrecords
 from tf_ganimation.config import DataConfig
 
 flags.DEFINE_string("photos", None, "Step 1: a folder of photos (JPEG, PNG, WebP) to crop faces from.")
@@ -70,7 +70,7 @@ def main(argv):
     if FLAGS.to_tfrecord:
         if not data_dir:
             raise cli.UserError("--to_tfrecord needs --data_dir (or --photos and --out)")
-        examples = data.load_examples(DataConfig(data_dir=data_dir, data_format=FLAGS.data_format,
+        examples = inventory.load_examples(DataConfig(data_dir=data_dir, data_format=FLAGS.data_format,
                                                  image_size=FLAGS.image_size))
         info = tfrecords.write_dataset(examples, FLAGS.to_tfrecord, FLAGS.num_shards, FLAGS.seed)
         counts = ", ".join(f"{split}: {value['num_examples']} examples in {value['num_shards']} shards"

@@ -1,14 +1,16 @@
-"""Shared fixtures: tiny networks (32 px, 8 filters) so every test runs in seconds on 2 cores."""
+"""Shared fixtures: tiny networks (32 px, 8 filters) and tiny datasets, so every test runs in seconds on 2 cores."""
 
 import os
 import pathlib
+import pickle
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from tf_ganimation.config import ModelConfig
+from tf_ganimation.config import DataConfig, ModelConfig
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 PHOTOS_DIR = PROJECT_ROOT.parent / "shared" / "data" / "photos"
@@ -48,3 +50,49 @@ def tiny_generator(seed: int = 0):
 
     keras.utils.set_random_seed(seed)
     return networks.build_generator(TINY_MODEL)
+
+
+# === Tiny datasets in the authors' layout (inventory.py layout (a)) ===
+
+
+def half_image(size, left, right, mode="RGB"):
+    """size x size image, left half one color, right half another (a flip is visible)."""
+    array = np.zeros([size, size, 3], np.uint8)
+    array[:, : size // 2] = left
+    array[:, size // 2:] = right
+    image = Image.fromarray(array)
+    return image.convert(mode) if mode != "RGB" else image
+
+
+def raw_aus_of(index, count):
+    """Distinct raw 0..5 AUs per example: AU01 = 5 * index / count, the others a fixed ramp."""
+    raw = np.linspace(0.0, 4.0, 17)
+    raw[0] = 5.0 * index / count
+    return raw
+
+
+def make_ganimation_dir(root, num_train=12, num_test=4, size=24, protocol=2):
+    """Layout (a) with JPEGs whose left half is dark and right half bright; returns the ids per split."""
+    os.makedirs(root / "imgs")
+    count = num_train + num_test
+    ids = [f"face_{i:03d}" for i in range(count)]
+    table = {}
+    for i, example_id in enumerate(ids):
+        half_image(size, 20 + i, 230 - i).save(root / "imgs" / f"{example_id}.jpg", quality=95)
+        table[f"{example_id}.jpg" if i % 2 else example_id] = raw_aus_of(i, count)
+    (root / "aus_openface.pkl").write_bytes(pickle.dumps(table, protocol=protocol))
+    (root / "train_ids.csv").write_text("\n".join(f"{i}.jpg" for i in ids[:num_train]) + "\n")
+    (root / "test_ids.csv").write_text("\n".join(ids[num_train:]) + "\n")
+    return ids[:num_train], ids[num_train:]
+
+
+@pytest.fixture
+def ganimation_dir(tmp_path):
+    make_ganimation_dir(tmp_path / "faces")
+    return tmp_path / "faces"
+
+
+def config_for(path, **overrides):
+    settings = dict(data_dir=str(path), image_size=16, batch_size=4, n_critic=2, shuffle_buffer=16)
+    settings.update(overrides)
+    return DataConfig(**settings)

@@ -1,6 +1,5 @@
-"""Tests for tf_ganimation/data.py: layouts, validation summary, the tf.data pipelines."""
+"""Tests for tf_ganimation/data.py: the tf.data pipelines, distribution, resuming the stream."""
 
-import hashlib
 import os
 import pickle
 import subprocess
@@ -11,191 +10,17 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
-from tf_ganimation import action_units, annotations, data
+from conftest import config_for, half_image, make_ganimation_dir
+from tf_ganimation import data, inventory
 from tf_ganimation.config import DataConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def half_image(size, left, right, mode="RGB"):
-    """size x size image, left half one color, right half another (a flip is visible)."""
-    array = np.zeros([size, size, 3], np.uint8)
-    array[:, : size // 2] = left
-    array[:, size // 2:] = right
-    image = Image.fromarray(array)
-    return image.convert(mode) if mode != "RGB" else image
-
-
-def raw_aus_of(index, count):
-    """Distinct raw 0..5 AUs per example: AU01 = 5 * index / count, the others a fixed ramp."""
-    raw = np.linspace(0.0, 4.0, 17)
-    raw[0] = 5.0 * index / count
-    return raw
-
-
-def make_ganimation_dir(root, num_train=12, num_test=4, size=24, protocol=2):
-    """Layout (a) with JPEGs whose left half is dark and right half bright; returns the ids per split."""
-    os.makedirs(root / "imgs")
-    count = num_train + num_test
-    ids = [f"face_{i:03d}" for i in range(count)]
-    table = {}
-    for i, example_id in enumerate(ids):
-        half_image(size, 20 + i, 230 - i).save(root / "imgs" / f"{example_id}.jpg", quality=95)
-        table[f"{example_id}.jpg" if i % 2 else example_id] = raw_aus_of(i, count)
-    (root / "aus_openface.pkl").write_bytes(pickle.dumps(table, protocol=protocol))
-    (root / "train_ids.csv").write_text("\n".join(f"{i}.jpg" for i in ids[:num_train]) + "\n")
-    (root / "test_ids.csv").write_text("\n".join(ids[num_train:]) + "\n")
-    return ids[:num_train], ids[num_train:]
-
-
-@pytest.fixture
-def ganimation_dir(tmp_path):
-    make_ganimation_dir(tmp_path / "faces")
-    return tmp_path / "faces"
-
-
-def config_for(path, **overrides):
-    settings = dict(data_dir=str(path), image_size=16, batch_size=4, n_critic=2, shuffle_buffer=16)
-    settings.update(overrides)
-    return DataConfig(**settings)
-
-
-# === Layouts ===
-
-
-def test_ids_in_both_id_lists_are_reported(tmp_path):
-    _, test_ids = make_ganimation_dir(tmp_path / "faces")
-    with open(tmp_path / "faces" / "train_ids.csv", "a") as lists:
-        lists.write(f"{test_ids[1]}\n{test_ids[0]}\n")
-    examples = data.load_examples(config_for(tmp_path / "faces"))
-    assert set(test_ids[:2]) <= set(examples.train.ids) & set(examples.test.ids)
-    assert f"2 ids are in both id lists (first: {test_ids[0]})" in str(examples.summary)
-
-
-def test_ganimation_layout(ganimation_dir):
-    examples = data.load_examples(config_for(ganimation_dir))
-    assert examples.data_format == "ganimation"
-    assert examples.train.ids == tuple(f"face_{i:03d}" for i in range(12))
-    assert examples.test.ids == tuple(f"face_{i:03d}" for i in range(12, 16))
-    # raw / 5: AU01 of face_008 is 5 * 8 / 16 = 2.5 raw -> 0.5; the last AU is 4.0 raw -> 0.8.
-    assert examples.train.aus.dtype == np.float32
-    np.testing.assert_allclose(examples.train.aus[8, 0], 0.5)
-    np.testing.assert_allclose(examples.train.aus[:, -1], 0.8)
-    assert examples.summary.usable == {"train": 12, "test": 4}
-    assert examples.summary.num_skipped == 0
-    assert "found aus_openface.pkl" in str(examples.summary)
-
-
-def write_openface_csv(path, faces):
-    """A CSV as OpenFace FeatureExtraction writes it: `, ` between cells, `_r` and `_c` columns."""
-    header = ["frame", "face_id", "timestamp", "confidence", "success"]
-    header += [f"{name}_r" for name in action_units.AU_NAMES] + [f"{name}_c" for name in action_units.AU_NAMES]
-    lines = [", ".join(header)]
-    for face_id, (confidence, raw) in enumerate(faces):
-        cells = ["1", str(face_id), "0.000", f"{confidence:.2f}", "1"]
-        cells += [f"{value:.2f}" for value in raw] + ["1"] * 17
-        lines.append(", ".join(cells))
-    path.write_text("\n".join(lines) + "\n")
-
-
-def test_openface_layout_with_hash_split(tmp_path):
-    root = tmp_path / "openface_data"
-    os.makedirs(root / "imgs")
-    os.makedirs(root / "openface")
-    ids = [f"img{i}" for i in range(30)]
-    for i, example_id in enumerate(ids):
-        half_image(20, 10, 200).save(root / "imgs" / f"{example_id}.png")
-        # A less confident second face with other AUs must be ignored.
-        write_openface_csv(root / "openface" / f"{example_id}.csv",
-                           [(0.95, raw_aus_of(i, 30)), (0.30, np.full(17, 5.0))])
-    examples = data.load_examples(config_for(root))
-    assert examples.data_format == "openface"
-    expected_test = sorted(i for i in ids if int(hashlib.md5(i.encode()).hexdigest(), 16) % 100 < 10)
-    assert sorted(examples.test.ids) == expected_test and len(examples.train) == 30 - len(expected_test)
-    for example_id, aus in zip(examples.train.ids, examples.train.aus):
-        np.testing.assert_allclose(aus, raw_aus_of(ids.index(example_id), 30).round(2) / 5, atol=1e-6)
-    assert "MD5" in examples.summary.split_rule
-
-
-def test_layout_errors_name_the_path_and_how_to_make_one(tmp_path):
-    with pytest.raises(data.DatasetNotFoundError, match="make_synthetic_dataset.py") as error:
-        data.load_examples(config_for(tmp_path / "absent"))
-    assert str(tmp_path / "absent") in str(error.value)
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="cannot tell the layout"):
-        data.load_examples(config_for(tmp_path / "empty"))
-    no_images = tmp_path / "no_images"
-    no_images.mkdir()
-    (no_images / "aus_openface.pkl").write_bytes(pickle.dumps({}))
-    with pytest.raises(data.DatasetNotFoundError, match="imgs"):
-        data.load_examples(config_for(no_images))
-    no_pickle = tmp_path / "no_pickle"
-    (no_pickle / "imgs").mkdir(parents=True)
-    with pytest.raises(data.DatasetNotFoundError, match="aus_openface.pkl"):
-        data.load_examples(config_for(no_pickle, data_format="ganimation"))
-
-
-def test_no_usable_example_names_data_dir(tmp_path):
-    root = tmp_path / "all_bad"
-    (root / "imgs").mkdir(parents=True)
-    (root / "imgs" / "a.jpg").write_bytes(b"")
-    (root / "aus_openface.pkl").write_bytes(pickle.dumps({"a": np.ones(17)}))
-    with pytest.raises(data.EmptyDatasetError, match="no usable training example") as error:
-        data.load_examples(config_for(root))
-    assert str(root) in str(error.value) and "empty file" in str(error.value)
-
-
-# === Bad data ===
-
-
-def test_bad_examples_are_skipped_counted_and_named(tmp_path):
-    root = tmp_path / "mixed"
-    make_ganimation_dir(root, num_train=10, num_test=2)
-    good = (root / "imgs" / "face_000.jpg").read_bytes()
-    table = pickle.loads((root / "aus_openface.pkl").read_bytes())
-    bad = {
-        "corrupt": (b"\x00garbage that is no image" * 10, np.ones(17)),
-        "truncated": (good[: len(good) // 2], np.ones(17)),
-        "empty": (b"", np.ones(17)),
-        "unlabelled": (good, None),
-        "nan_aus": (good, [np.nan] + [1.0] * 16),
-        "short_aus": (good, np.ones(16)),
-        "negative_aus": (good, [-1.0] + [1.0] * 16),
-        "too_big_aus": (good, [6.0] + [1.0] * 16),
-        "no_image": (None, np.ones(17)),
-    }
-    for name, (image_bytes, aus) in bad.items():
-        if image_bytes is not None:
-            (root / "imgs" / f"{name}.jpg").write_bytes(image_bytes)
-        if aus is not None:
-            table[name] = aus
-    half_image(24, 0, 255).save(root / "imgs" / "truncated_png.png")
-    png = (root / "imgs" / "truncated_png.png").read_bytes()
-    (root / "imgs" / "truncated_png.png").write_bytes(png[: len(png) - 30])
-    table["truncated_png"] = np.ones(17)
-    (root / "aus_openface.pkl").write_bytes(pickle.dumps(table, protocol=2))
-    with open(root / "train_ids.csv", "a") as file:
-        file.write("\n".join([*bad, "truncated_png"]) + "\n")
-
-    examples = data.load_examples(config_for(root))
-    summary = examples.summary
-    assert summary.usable == {"train": 10, "test": 2}
-    assert summary.skipped_counts() == {
-        data.NOT_AN_IMAGE: 1, data.CORRUPT_IMAGE: 2, data.EMPTY_FILE: 1, data.NO_AUS: 1,
-        annotations.NON_FINITE_AUS: 1, annotations.WRONG_AU_COUNT: 1, annotations.AUS_OUT_OF_RANGE: 2,
-        data.MISSING_IMAGE: 1}
-    assert summary.skipped[data.CORRUPT_IMAGE] == ("truncated", "truncated_png")
-    text = str(summary)
-    assert "skipped: 10" in text and "truncated or corrupt image: 2 (truncated, truncated_png)" in text
-    element = next(iter(data.make_training_dataset(config_for(root), examples=examples)))
-    assert element["real_image"].shape == (4, 2, 16, 16, 3)
-
-
 def test_a_file_that_turns_bad_after_loading_does_not_stop_the_epoch(ganimation_dir):
     config = config_for(ganimation_dir, batch_size=2)
-    examples = data.load_examples(config)
+    examples = inventory.load_examples(config)
     (ganimation_dir / "imgs" / "face_013.jpg").write_bytes(b"now broken")
     os.remove(ganimation_dir / "imgs" / "face_014.jpg")
     batches = list(data.make_eval_dataset(config, "test", examples=examples))
@@ -209,7 +34,7 @@ def test_a_file_that_turns_bad_after_loading_does_not_stop_the_epoch(ganimation_
 
 def test_a_training_stream_whose_files_all_turned_bad_ends_instead_of_spinning(ganimation_dir):
     config = config_for(ganimation_dir, batch_size=2, n_critic=1)
-    examples = data.load_examples(config)
+    examples = inventory.load_examples(config)
     for path in (ganimation_dir / "imgs").iterdir():
         path.write_bytes(b"no longer an image")
     assert list(data.make_training_dataset(config, examples=examples).take(3)) == []
@@ -336,7 +161,7 @@ def test_steps_per_epoch():
 
 def test_distribute_datasets_from_function_with_one_device(ganimation_dir):
     config = config_for(ganimation_dir)
-    examples = data.load_examples(config)
+    examples = inventory.load_examples(config)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     distributed = strategy.distribute_datasets_from_function(
         lambda context: data.make_training_dataset(config, context, examples))
@@ -348,7 +173,7 @@ def test_distribute_datasets_from_function_with_one_device(ganimation_dir):
 
 def test_input_context_shards_examples_and_divides_the_batch(ganimation_dir):
     config = config_for(ganimation_dir, batch_size=4, n_critic=1)
-    examples = data.load_examples(config)
+    examples = inventory.load_examples(config)
     seen = []
     for pipeline in (0, 1):
         context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline,
@@ -369,10 +194,10 @@ def test_mirrored_strategy_on_two_logical_devices_splits_the_batch(tmp_path):
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from tf_ganimation import data
+        from tf_ganimation import data, inventory
         from tf_ganimation.config import DataConfig
         config = DataConfig(data_dir={str(tmp_path / "faces")!r}, image_size=16, batch_size=4, n_critic=2)
-        examples = data.load_examples(config)
+        examples = inventory.load_examples(config)
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         dataset = strategy.distribute_datasets_from_function(
             lambda context: data.make_training_dataset(config, context, examples))
@@ -403,7 +228,7 @@ def _assert_same_elements(actual, expected):
 def test_training_stream_started_at_a_step_continues_the_uninterrupted_one(ganimation_dir, first_step):
     # 12 examples, 8 per element: element 1 straddles epochs 0 and 1, element 7 starts in epoch 4.
     config = config_for(ganimation_dir, batch_size=4, n_critic=2)
-    examples = data.load_examples(config)
+    examples = inventory.load_examples(config)
     uninterrupted = _elements(data.make_training_dataset(config, examples=examples), first_step + 3)
     resumed = _elements(data.make_training_dataset(config, examples=examples, first_step=first_step), 3)
     _assert_same_elements(resumed, uninterrupted[first_step:])
@@ -411,7 +236,7 @@ def test_training_stream_started_at_a_step_continues_the_uninterrupted_one(ganim
 
 def test_resumed_stream_of_one_input_pipeline_continues_that_pipeline(ganimation_dir):
     config = config_for(ganimation_dir, batch_size=4, n_critic=1)
-    examples = data.load_examples(config)
+    examples = inventory.load_examples(config)
     context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2)
     uninterrupted = _elements(data.make_training_dataset(config, context, examples), 6)
     resumed = _elements(data.make_training_dataset(config, context, examples, first_step=4), 2)
@@ -423,7 +248,7 @@ def test_resumed_stream_of_one_input_pipeline_continues_that_pipeline(ganimation
 def test_a_pipeline_feeding_two_replicas_resumes_two_elements_per_step(ganimation_dir):
     # MirroredStrategy over 2 GPUs of one host: one pipeline, each step takes one element per replica.
     config = config_for(ganimation_dir, batch_size=4, n_critic=1)
-    examples = data.load_examples(config)
+    examples = inventory.load_examples(config)
     context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0, num_replicas_in_sync=2)
     uninterrupted = _elements(data.make_training_dataset(config, context, examples), 6)
     resumed = _elements(data.make_training_dataset(config, context, examples, first_step=2), 2)
@@ -434,9 +259,9 @@ def test_resumed_tfrecord_stream_continues_the_uninterrupted_one(ganimation_dir,
     from tf_ganimation import tfrecords
 
     config = config_for(ganimation_dir)
-    tfrecords.write_dataset(data.load_examples(config), str(tmp_path / "records"), num_shards=3)
+    tfrecords.write_dataset(inventory.load_examples(config), str(tmp_path / "records"), num_shards=3)
     records_config = config_for(tmp_path / "records", batch_size=2, n_critic=2, shuffle_buffer=4)
-    examples = data.load_examples(records_config)
+    examples = inventory.load_examples(records_config)
     keras.utils.set_random_seed(0)  # as train() does: a global seed must not break the per-epoch shuffles
     uninterrupted = _elements(data.make_training_dataset(records_config, examples=examples), 9)
     resumed = _elements(data.make_training_dataset(records_config, examples=examples, first_step=6), 3)
@@ -445,127 +270,3 @@ def test_resumed_tfrecord_stream_continues_the_uninterrupted_one(ganimation_dir,
     first_aus = [np.round(e["real_aus"][..., 0].ravel() * 16).astype(int) for e in uninterrupted[:6]]
     epoch_0, epoch_1 = np.concatenate(first_aus[:3]), np.concatenate(first_aus[3:6])
     assert sorted(epoch_0) == sorted(epoch_1) == list(range(12)) and list(epoch_0) != list(epoch_1)
-
-
-# === Fuzzed data: what is usable, what is skipped, and that nothing usable is lost ===
-
-
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    import struct
-    import zlib
-
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def claimed_size_png(width: int, height: int) -> bytes:
-    """A valid-looking 8-bit grayscale PNG whose header claims width x height but holds ~1 KB of rows."""
-    import struct
-    import zlib
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + _png_chunk(b"IEND", b""))
-
-
-def _encoded(image: Image.Image, format: str, **options) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format=format, **options)
-    return buffer.getvalue()
-
-
-# Usable whatever the extension says, as long as TensorFlow's decoder reads them as JPEG or PNG.
-GOOD_FUZZ = {
-    "gray_jpeg": lambda face: (_encoded(face.convert("L"), "JPEG"), ".jpg"),
-    "gray_png": lambda face: (_encoded(face.convert("L"), "PNG"), ".png"),
-    "cmyk_jpeg": lambda face: (_encoded(face.convert("CMYK"), "JPEG", quality=95), ".jpg"),
-    "palette_png": lambda face: (_encoded(face.convert("P"), "PNG"), ".png"),
-    "rgba_png": lambda face: (_encoded(face.convert("RGBA"), "PNG"), ".png"),
-    "gray16_png": lambda face: (_encoded(Image.fromarray(np.asarray(face.convert("L"), np.uint16) * 257), "PNG"),
-                                ".png"),
-    "rgb16_png": lambda face: (tf.io.encode_png(np.asarray(face, np.uint16) * 257).numpy(), ".png"),
-    "png_named_jpg": lambda face: (_encoded(face, "PNG"), ".jpg"),
-    "jpeg_named_png": lambda face: (_encoded(face, "JPEG"), ".png"),
-    "progressive_jpeg": lambda face: (_encoded(face, "JPEG", progressive=True), ".jpeg"),
-}
-# name -> (file bytes or None for no file, extension, AU vector or None for no AUs, expected reason).
-BAD_FUZZ = {
-    "zero_bytes": (lambda face: b"", ".jpg", None, data.EMPTY_FILE),
-    "truncated_jpeg": (lambda face: _encoded(face, "JPEG")[:300], ".jpg", None, data.CORRUPT_IMAGE),
-    "truncated_png": (lambda face: _encoded(face, "PNG")[:-30], ".png", None, data.CORRUPT_IMAGE),
-    "text_named_jpg": (lambda face: b"id,au01\nface,1.0\n" * 20, ".jpg", None, data.NOT_AN_IMAGE),
-    "gif_named_jpg": (lambda face: _encoded(face, "GIF"), ".jpg", None, data.UNSUPPORTED_IMAGE_FORMAT),
-    "bmp_named_png": (lambda face: _encoded(face, "BMP"), ".png", None, data.UNSUPPORTED_IMAGE_FORMAT),
-    "bomb_30000_px": (lambda face: claimed_size_png(30000, 30000), ".png", None, data.TOO_MANY_PIXELS),
-    "bomb_6000_px": (lambda face: claimed_size_png(6000, 6000), ".png", None, data.TOO_MANY_PIXELS),
-    "aus_missing": (None, ".jpg", "absent", data.NO_AUS),
-    "aus_nan": (None, ".jpg", [np.nan] + [1.0] * 16, annotations.NON_FINITE_AUS),
-    "aus_inf": (None, ".jpg", [np.inf] + [1.0] * 16, annotations.NON_FINITE_AUS),
-    "aus_negative": (None, ".jpg", [-0.5] + [1.0] * 16, annotations.AUS_OUT_OF_RANGE),
-    "aus_above_5": (None, ".jpg", [5.5] + [1.0] * 16, annotations.AUS_OUT_OF_RANGE),
-    "aus_16": (None, ".jpg", [1.0] * 16, annotations.WRONG_AU_COUNT),
-    "aus_18": (None, ".jpg", [1.0] * 18, annotations.WRONG_AU_COUNT),
-    "aus_text": (None, ".jpg", "not numbers", annotations.WRONG_AU_COUNT),
-    "image_missing": (None, None, None, data.MISSING_IMAGE),
-}
-
-
-def add_fuzzed_examples(root, face: Image.Image) -> tuple[list[str], dict[str, int]]:
-    """Adds GOOD_FUZZ and BAD_FUZZ examples (made from the RGB `face`) to the train split of layout (a).
-
-    Returns:
-        (ids of the good examples, expected skip count per reason).
-    """
-    table = pickle.loads((root / "aus_openface.pkl").read_bytes())
-    good_aus = [0.5] * 17
-    for name, make in GOOD_FUZZ.items():
-        encoded, extension = make(face)
-        (root / "imgs" / f"{name}{extension}").write_bytes(encoded)
-        table[name] = good_aus
-    expected: dict[str, int] = {}
-    for name, (make, extension, aus, reason) in BAD_FUZZ.items():
-        encoded = make(face) if make else (_encoded(face, "JPEG") if extension else None)
-        if encoded is not None:
-            (root / "imgs" / f"{name}{extension}").write_bytes(encoded)
-        if aus != "absent":
-            table[name] = good_aus if aus is None else aus
-        expected[reason] = expected.get(reason, 0) + 1
-    (root / "aus_openface.pkl").write_bytes(pickle.dumps(table, protocol=2))
-    with open(root / "train_ids.csv", "a") as file:
-        file.write("\n".join([*GOOD_FUZZ, *BAD_FUZZ]) + "\n")
-    return list(GOOD_FUZZ), expected
-
-
-def test_fuzzed_data_every_bad_item_counted_by_kind_and_no_good_example_lost(tmp_path):
-    root = tmp_path / "fuzzed"
-    make_ganimation_dir(root, num_train=10, num_test=2)
-    good, expected = add_fuzzed_examples(root, half_image(24, (200, 120, 60), (40, 90, 160)))
-    config = config_for(root, batch_size=2, n_critic=1)
-    examples = data.load_examples(config)
-    assert examples.summary.skipped_counts() == expected
-    assert set(examples.summary.skipped[data.TOO_MANY_PIXELS]) == {"bomb_30000_px", "bomb_6000_px"}
-    assert examples.summary.usable == {"train": 10 + len(good), "test": 2}
-    assert set(good) <= set(examples.train.ids)
-    # Every usable example decodes in TensorFlow too (ignore_errors would drop and shorten it).
-    decoded = list(data.make_eval_dataset(config, "train", examples=examples, batch_size=64))
-    images = np.concatenate([batch["real_image"].numpy() for batch in decoded])
-    assert len(images) == len(examples.train) and np.isfinite(images).all()
-    by_id = dict(zip(examples.train.ids, images))
-    # Left half (200, 120, 60): the CMYK JPEG and the 16-bit PNGs keep the colour (or its luma).
-    np.testing.assert_allclose(by_id["rgb16_png"][8, 2], np.array([200, 120, 60]) / 127.5 - 1, atol=0.02)
-    np.testing.assert_allclose(by_id["cmyk_jpeg"][8, 2], np.array([200, 120, 60]) / 127.5 - 1, atol=0.1)
-    assert abs(by_id["gray16_png"][8, 2, 0] - by_id["gray_png"][8, 2, 0]) < 0.02
-    # A training epoch holds each usable example once.
-    stream = data.make_training_dataset(config_for(root, batch_size=1, n_critic=1, horizontal_flip=False),
-                                        examples=examples)
-    epoch = np.concatenate([e["real_image"].numpy()[:, 0] for e in stream.take(len(examples.train))])
-    assert len({image.tobytes() for image in epoch}) == len({image.tobytes() for image in images})
-
-
-def test_image_pixel_limit_is_checked_on_the_header(tmp_path):
-    path = tmp_path / "claims.png"
-    path.write_bytes(claimed_size_png(5000, 5000))  # 25,000,000 pixels: at the limit, then undecodable rows
-    assert data.check_image_file(str(path)) == data.CORRUPT_IMAGE
-    assert data.check_image_file(str(path), max_pixels=24_999_999) == data.TOO_MANY_PIXELS
-    assert data.MAX_IMAGE_PIXELS == 25_000_000

@@ -24,7 +24,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import PROJECT_ROOT
-from tf_ganimation import data, synthetic_dataset, training, workdir as workdir_lib
+from tf_ganimation import data, inventory, synthetic_dataset, training, workdir as workdir_lib
 from tf_ganimation.config import RunConfig
 
 STEPS = 3
@@ -78,7 +78,7 @@ def _run_two_workers(data_dir, run_dir):
 def _one_process_reference(run_dir):
     """STEPS train_steps on one device over the concatenated elements of input pipelines 0 and 1."""
     config = workdir_lib.load_config(run_dir)
-    examples = data.load_examples(config.data)
+    examples = inventory.load_examples(config.data)
     schedule = training.make_schedule(config, len(examples.train))
     keras.utils.set_random_seed(config.run.seed)
     gan = training.build_gan(config, schedule)

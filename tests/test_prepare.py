@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tf_ganimation import action_units, annotations, data, face, photos, prepare
+from tf_ganimation import action_units, annotations, data, face, inventory, photos, prepare
 from tf_ganimation.config import DataConfig
 
 from conftest import PHOTOS_DIR, PROJECT_ROOT
@@ -62,7 +62,7 @@ def test_layout_is_read_by_the_training_pipeline(tmp_path, photo_folders, detect
     assert summary.usable == {"train": 1, "test": 0} and summary.has_aus
     assert "skipped, no face: 2 (chelsea, coffee)" in str(summary)
 
-    examples = data.load_examples(DataConfig(data_dir=config.out_dir, image_size=SIZE))
+    examples = inventory.load_examples(DataConfig(data_dir=config.out_dir, image_size=SIZE))
     assert examples.data_format == "ganimation" and examples.train.ids == ("astronaut",)
     np.testing.assert_allclose(examples.train.aus[0], np.array(RAW_AUS) / 5)  # raw 0..5 in the pickle
     with Image.open(examples.train.image_paths[0]) as crop:
@@ -138,12 +138,12 @@ def test_without_csvs_the_crops_wait_for_openface(tmp_path, photo_folders, detec
     assert summary.kept == ("astronaut",) and not summary.has_aus
     assert not (tmp_path / "out" / prepare.AUS_PICKLE).exists()
     assert "FaceLandmarkImg -fdir" in str(summary) and "openface" in str(summary)
-    with pytest.raises(data.DatasetNotFoundError, match="cannot tell the layout"):
-        data.load_examples(DataConfig(data_dir=config.out_dir, image_size=SIZE))
+    with pytest.raises(inventory.DatasetNotFoundError, match="cannot tell the layout"):
+        inventory.load_examples(DataConfig(data_dir=config.out_dir, image_size=SIZE))
     # The documented next step: OpenFace's CSVs of the crops in out/openface/ make layout (b).
     (tmp_path / "out" / "openface").mkdir()
     write_openface_csv(tmp_path / "out" / "openface" / "astronaut.csv")
-    examples = data.load_examples(DataConfig(data_dir=config.out_dir, image_size=SIZE))
+    examples = inventory.load_examples(DataConfig(data_dir=config.out_dir, image_size=SIZE))
     assert examples.data_format == "openface" and examples.train.ids == ("astronaut",)
     # Running again with the CSVs reads the AUs of the crops made without them.
     summary = prepare.prepare_photos(config_for(tmp_path, photo_folders), progress=None, detector=detector)
@@ -184,12 +184,12 @@ def test_config_and_input_errors(tmp_path):
         prepare.prepare_photos(prepare.PrepareConfig(photos_dir=str(tmp_path / "empty"), out_dir=str(tmp_path / "o")))
 
 
-def test_split_rule_and_names_match_data_py():
-    assert prepare.PrepareConfig(photos_dir="p", out_dir="o").test_percent == data.HASH_SPLIT_TEST_PERCENT
-    assert (prepare.IMAGES_FOLDER, prepare.AUS_PICKLE, prepare.ID_LISTS) == (data.IMAGES_FOLDER, data.AUS_PICKLE,
-                                                                             data.ID_LISTS)
+def test_split_rule_and_names_match_inventory():
+    assert prepare.PrepareConfig(photos_dir="p", out_dir="o").test_percent == inventory.HASH_SPLIT_TEST_PERCENT
+    assert ((prepare.IMAGES_FOLDER, prepare.AUS_PICKLE, prepare.ID_LISTS)
+            == (inventory.IMAGES_FOLDER, inventory.AUS_PICKLE, inventory.ID_LISTS))
     ids = [f"face_{index}" for index in range(200)]
-    splits, _ = data._split_ids("/nonexistent", ids)
+    splits, _ = inventory._split_ids("/nonexistent", ids)
     assert [example_id for example_id in ids if prepare.split_of(example_id, 10) == "test"] == splits["test"]
     assert prepare.split_of("anything", 0) == "train" and prepare.split_of("anything", 100) == "test"
 
@@ -215,5 +215,5 @@ def test_script_with_a_process_pool_and_tfrecords(tmp_path, photo_folders):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "3 photos, kept 1, skipped 2 (3 processed" in result.stdout
     assert "train: 1 examples in 1 shards" in result.stdout and "3/3 photos, kept 1" in result.stderr
-    records = data.load_examples(DataConfig(data_dir=str(tmp_path / "records"), image_size=SIZE))
+    records = inventory.load_examples(DataConfig(data_dir=str(tmp_path / "records"), image_size=SIZE))
     assert records.train.ids == ("astronaut",)

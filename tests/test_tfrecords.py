@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tf_ganimation import annotations, data, tfrecords
+from tf_ganimation import annotations, data, inventory, tfrecords
 from tf_ganimation.config import DataConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,7 +61,7 @@ def test_parse_example_normalises_raw_aus_and_flags_bad_records():
 
 def test_round_trip_keeps_ids_aus_and_pixels(tmp_path):
     source = make_source(tmp_path / "source")
-    examples = data.load_examples(config_for(source))
+    examples = inventory.load_examples(config_for(source))
     out = tmp_path / "records"
     info = tfrecords.write_dataset(examples, str(out), num_shards=3)
     assert sorted(os.listdir(out)) == [
@@ -72,7 +72,7 @@ def test_round_trip_keeps_ids_aus_and_pixels(tmp_path):
     assert info["splits"]["train"]["num_examples"] == 10 and info["splits"]["test"]["num_examples"] == 3
     assert info["aus_normalized"] is True and len(info["au_names"]) == 17
 
-    records = data.load_examples(config_for(out))
+    records = inventory.load_examples(config_for(out))
     assert records.data_format == "tfrecord" and records.summary.usable == {"train": 10, "test": 3}
     for split in ("train", "test"):
         by_id = dict(zip(records.split(split).ids, records.split(split).aus))
@@ -92,14 +92,14 @@ def test_round_trip_keeps_ids_aus_and_pixels(tmp_path):
 
 def test_write_refuses_to_overwrite_and_to_convert_records(tmp_path):
     source = make_source(tmp_path / "source", num_train=4, num_test=0)
-    examples = data.load_examples(config_for(source))
+    examples = inventory.load_examples(config_for(source))
     info = tfrecords.write_dataset(examples, str(tmp_path / "out"))
     assert info["splits"]["test"] == {"num_examples": 0, "num_shards": 0, "files": []}
     assert info["splits"]["train"]["num_shards"] == 1  # automatic: a few KB is one shard
     with pytest.raises(ValueError, match="already holds"):
         tfrecords.write_dataset(examples, str(tmp_path / "out"))
     with pytest.raises(ValueError, match="already in the tfrecord layout"):
-        tfrecords.write_dataset(data.load_examples(config_for(tmp_path / "out")), str(tmp_path / "again"))
+        tfrecords.write_dataset(inventory.load_examples(config_for(tmp_path / "out")), str(tmp_path / "again"))
 
 
 def test_bad_records_are_counted_when_loading_and_skipped_when_reading(tmp_path):
@@ -123,7 +123,7 @@ def test_bad_records_are_counted_when_loading_and_skipped_when_reading(tmp_path)
     corrupted[20] ^= 0xFF
     shard.write_bytes(bytes(corrupted))
 
-    examples = data.load_examples(config_for(out))
+    examples = inventory.load_examples(config_for(out))
     assert examples.train.ids == tuple(f"good{i}" for i in range(6)) + ("raw_ok",)
     np.testing.assert_allclose(examples.train.aus[-1], [1.0] * 17)
     assert examples.summary.skipped_counts() == {

@@ -2,7 +2,7 @@
 unreadable checkpoints, NaN/Inf losses, fuzzed data and a malicious AU pickle through scripts/train.py.
 
 The slow tests share one uninterrupted, deterministic 6-step reference run of configs/smoke.flags on
-synthetic faces fuzzed with every kind of bad file and AU vector (test_data.add_fuzzed_examples).
+synthetic faces fuzzed with every kind of bad file and AU vector (test_inventory.add_fuzzed_examples).
 """
 
 import hashlib
@@ -23,8 +23,8 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import PROJECT_ROOT, TINY_MODEL, random_batch
-from test_data import add_fuzzed_examples
-from tf_ganimation import data, model, synthetic_dataset, training
+from test_inventory import add_fuzzed_examples
+from tf_ganimation import inventory, model, synthetic_dataset, training
 from tf_ganimation.config import Config, DataConfig
 
 
@@ -225,7 +225,7 @@ def test_fuzzed_dataset_trains_and_reports_every_bad_item_by_kind(fuzzed_faces, 
     for reason, count in expected.items():
         assert f"skipped, {reason}: {count} (" in result.stderr, reason
     config = json.loads((run_dir / "config.json").read_text())
-    examples = data.load_examples(DataConfig(**config["data"]))
+    examples = inventory.load_examples(DataConfig(**config["data"]))
     assert set(good) <= set(examples.train.ids)  # grayscale, CMYK, 16-bit, wrong extension: all kept
 
 

@@ -1,7 +1,7 @@
 """AU annotation tables: the authors' `aus_openface.pkl`, OpenFace CSVs and the split id lists.
 
 Everything here is plain Python + numpy (no TensorFlow) and returns RAW OpenFace intensities on the
-0..5 scale in `action_units.AU_NAMES` order; `data.py` validates and normalises them
+0..5 scale in `action_units.AU_NAMES` order; `inventory.py` validates and normalises them
 (`action_units.normalize_intensities`).
 
 A pickle can run arbitrary code when loaded, so `load_aus_pickle` never uses `pickle.load`: it uses
@@ -27,7 +27,7 @@ from tf_ganimation import action_units
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
-# Reasons an AU vector is unusable; `data.py` counts examples under these names.
+# Reasons an AU vector is unusable; `inventory.py` counts examples under these names.
 WRONG_AU_COUNT = "wrong number of AUs"
 NON_FINITE_AUS = "non-finite AUs (NaN or Inf)"
 AUS_OUT_OF_RANGE = "AUs out of range"

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from tf_ganimation import action_units, data, networks, synthetic, synthetic_dataset, training, workdir
+from tf_ganimation import action_units, data, inventory, networks, synthetic, synthetic_dataset, training, workdir
 from tf_ganimation.config import Config
 
 EditFunction = Callable[[np.ndarray, np.ndarray], Mapping[str, np.ndarray]]
@@ -412,7 +412,7 @@ def evaluate_run(run_dir: str, out_dir: str | None = None, data_dir: str | None 
         weights, default_out = f"step {step}", run / "evaluation" / f"step_{step:07d}"
     edit = generator_edit(generator)
     data_config = config.data if data_dir is None else dataclasses.replace(config.data, data_dir=data_dir)
-    examples = data.load_examples(data_config)
+    examples = inventory.load_examples(data_config)
     split = examples.test if len(examples.test) else examples.train
     samples = data.fixed_samples(data_config, max_images, split="test" if len(examples.test) else "train",
                                  examples=examples)

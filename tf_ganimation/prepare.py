@@ -4,14 +4,14 @@
                                                    openface_dir="photos_openface"))
     print(summary)                  # kept, skipped by reason, train/test counts, next steps
 
-writes the GANimation layout that data.py reads (layout (a)):
+writes the GANimation layout that inventory.py reads (layout (a)):
 
     <out>/imgs/<id>.jpg            one face per photo, cropped by face.crop_face at image_size: the same
                                    alignment, margin and size as the editor (animate.py) uses
     <out>/aus_openface.pkl         dict id -> float32 [17] raw OpenFace intensities (0..5), only with
                                    AU CSVs (openface_dir), in action_units.AU_NAMES order
     <out>/train_ids.csv, test_ids.csv   one id per line; test = MD5 of the id below test_percent, as
-                                   data.py splits when there are no lists
+                                   inventory.py splits when there are no lists
     <out>/faces.jsonl              one JSON line per photo processed: its status, the face and crop
                                    transform (the journal that makes re-runs skip finished photos)
     <out>/prepare_info.json        the settings (a re-run must use the same) and the last run's counts
@@ -26,7 +26,7 @@ usable AU row. Photos run in a pool of processes, one MTCNN detector per process
 Without AU CSVs the crops are written without an AU table: labels of all zeros would teach the
 generator that every face is neutral. Annotate the crops with OpenFace instead, as the paper's
 authors did (`FaceLandmarkImg -fdir <out>/imgs -out_dir <out>/openface -aus` writes one CSV per crop),
-and data.py reads `<out>` as its layout (b), imgs/ + openface/.
+and inventory.py reads `<out>` as its layout (b), imgs/ + openface/.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ from PIL import Image
 
 from tf_ganimation import action_units, annotations, face, photos
 
-IMAGES_FOLDER = "imgs"  # data.IMAGES_FOLDER
-AUS_PICKLE = "aus_openface.pkl"  # data.AUS_PICKLE
-ID_LISTS = {"train": "train_ids.csv", "test": "test_ids.csv"}  # data.ID_LISTS
+IMAGES_FOLDER = "imgs"  # inventory.IMAGES_FOLDER
+AUS_PICKLE = "aus_openface.pkl"  # inventory.AUS_PICKLE
+ID_LISTS = {"train": "train_ids.csv", "test": "test_ids.csv"}  # inventory.ID_LISTS
 JOURNAL_FILE = "faces.jsonl"
 INFO_FILE = "prepare_info.json"
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
@@ -157,7 +157,7 @@ class PrepareSummary:
                 f"  note: no AU CSVs (--openface_csv), so no {AUS_PICKLE}: annotate the crops with OpenFace, "
                 f"e.g. `FaceLandmarkImg -fdir {os.path.join(self.out_dir, IMAGES_FOLDER)} -out_dir "
                 f"{os.path.join(self.out_dir, 'openface')} -aus`, then train with --data_dir {self.out_dir} "
-                "(data.py reads imgs/ + openface/)")
+                "(inventory.py reads imgs/ + openface/)")
         return "\n".join(lines)
 
 
@@ -216,7 +216,7 @@ def _auto_workers(count: int) -> int:
 def list_photos(photos_dir: str) -> tuple[dict[str, str], dict[str, str]]:
     """({id: path}, {duplicate file: id}) of the photos directly in photos_dir, in sorted name order.
 
-    When two files share an id (`a.jpg`, `a.png`), the first in sorted order is used, as in data.py.
+    When two files share an id (`a.jpg`, `a.png`), the first in sorted order is used, as in inventory.py.
     """
     sources, duplicates = {}, {}
     with os.scandir(photos_dir) as entries:
@@ -354,7 +354,7 @@ def process_photo(example_id: str, path: str, config: PrepareConfig, detector: f
 
 
 def split_of(example_id: str, test_percent: int) -> str:
-    """"test" when the MD5 of the id, mod 100, is below test_percent, else "train" (data.py's rule)."""
+    """"test" when the MD5 of the id, mod 100, is below test_percent, else "train" (inventory.py's rule)."""
     bucket = int(hashlib.md5(example_id.encode("utf-8")).hexdigest(), 16) % 100
     return "test" if bucket < test_percent else "train"
 

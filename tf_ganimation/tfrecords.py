@@ -14,7 +14,7 @@ Each record is a `tf.train.Example` with
     aus/normalized  int64    1: `aus` are in [0, 1]; 0: raw OpenFace 0..5 (divided by 5 when read).
                              Absent: 1. `write_dataset` always writes normalised AUs.
 
-Images are validated when converting (the source is scanned by `data.load_examples`); when reading,
+Images are validated when converting (the source is scanned by `inventory.load_examples`); when reading,
 `scan_records` counts unparseable records, empty or non-image bytes and bad AU vectors, and drops
 a shard that fails its CRC check (`DataLossError`), so training never reaches it.
 """
@@ -34,7 +34,7 @@ import tensorflow as tf
 from tf_ganimation import action_units, annotations
 
 if TYPE_CHECKING:
-    from tf_ganimation.data import Examples
+    from tf_ganimation.inventory import Examples
 
 IMAGE_KEY = "image/encoded"
 ID_KEY = "image/id"
@@ -223,7 +223,7 @@ def write_dataset(examples: "Examples", out_dir: str, num_shards: int = 0, seed:
     `<name>.tmp` and renamed when complete; `dataset_info.json` is written last.
 
     Args:
-        examples: what `data.load_examples` returned for a ganimation/openface dataset (its images
+        examples: what `inventory.load_examples` returned for a ganimation/openface dataset (its images
             were validated there).
         out_dir: output folder; created; must not already hold shards or a dataset_info.json.
         num_shards: shards per split (fewer when a split has fewer examples); 0 = about 128 MiB each.

@@ -48,7 +48,7 @@ import tensorflow as tf
 from absl import logging
 from PIL import Image
 
-from tf_ganimation import data, model, networks, workdir as workdir_lib
+from tf_ganimation import data, inventory, model, networks, workdir as workdir_lib
 from tf_ganimation.config import Config, RunConfig
 
 KILL_AT_VARIABLE = "TF_GANIMATION_TEST_KILL_AT"
@@ -510,7 +510,7 @@ def train(config: Config, workdir: os.PathLike, probe: Probe | None = None) -> d
 
     Raises:
         NonFiniteLossError: see NonFiniteGuard. CheckpointError: no recorded checkpoint is readable.
-        ValueError, FileNotFoundError: a bad config, workdir or dataset (data.load_examples).
+        ValueError, FileNotFoundError: a bad config, workdir or dataset (inventory.load_examples).
     """
     run_dir = pathlib.Path(workdir)
     if config.run.deterministic:
@@ -523,7 +523,7 @@ def train(config: Config, workdir: os.PathLike, probe: Probe | None = None) -> d
     if config.run.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(config.run.mixed_precision)
 
-    examples = data.load_examples(config.data)  # logs the data summary: usable and skipped examples
+    examples = inventory.load_examples(config.data)  # logs the data summary: usable and skipped examples
     schedule = make_schedule(config, len(examples.train))
     logging.info("Strategy %s with %d replicas; %d train examples, %d steps per epoch, stopping at step %d",
                  type(strategy).__name__, strategy.num_replicas_in_sync, len(examples.train),
@@ -565,7 +565,7 @@ def train(config: Config, workdir: os.PathLike, probe: Probe | None = None) -> d
             try:
                 step_logs, skipped_updates, stop = step_function(iterator, tf.constant(bool(interrupted.signal_number)))
             except tf.errors.OutOfRangeError as error:  # data.make_training_dataset ends at an epoch of bad files
-                raise data.EmptyDatasetError(
+                raise inventory.EmptyDatasetError(
                     f"the training data ran out after step {step}: no image of a whole epoch decoded, so the files "
                     f"in {config.data.data_dir} changed after the run checked them; run again to check them anew "
                     f"(the last checkpoint is kept)") from error
