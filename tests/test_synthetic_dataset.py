@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tf_ganimation import action_units, synthetic, synthetic_dataset
+from tf_ganimation import action_units, inventory, synthetic, synthetic_dataset
+from tf_ganimation.config import DataConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,6 +60,22 @@ def test_make_dataset_writes_the_ganimation_layout(tmp_path):
         png = np.asarray(Image.open(os.path.join(out, "imgs", f"{image_id}.png")))
         again = synthetic.render_face(identities[image_id], action_units.normalize_intensities(raw_aus[image_id]), 32)
         assert png.tobytes() == again.tobytes()
+
+
+def test_load_split_gives_the_ids_and_aus_the_input_pipeline_reads(tmp_path):
+    out = str(tmp_path / "synthetic")
+    synthetic_dataset.make_dataset(out, num_images=12, image_size=32, seed=1, test_fraction=0.25,
+                                   images_per_identity=3, progress=False)
+    examples = inventory.load_examples(DataConfig(data_dir=out, image_size=32))
+    for split in ("train", "test"):
+        ids, aus = synthetic_dataset.load_split(out, split)
+        assert tuple(ids) == examples.split(split).ids
+        assert aus.dtype == np.float32 and aus.shape == (len(ids), 17)
+        np.testing.assert_array_equal(aus, examples.split(split).aus)
+    os.remove(os.path.join(out, "imgs", f"{ids[0]}.png"))  # images are not read
+    assert synthetic_dataset.load_split(out, "test")[0] == ids
+    with pytest.raises(ValueError, match="split='val'"):
+        synthetic_dataset.load_split(out, "val")
 
 
 def test_make_dataset_refuses_to_overwrite_unless_asked(tmp_path):

@@ -236,15 +236,15 @@ def training_probe(config: Config, max_images: int = 32, num_targets: int = 4) -
     """The SyntheticProbe of a run's data: its first `max_images` test faces; None unless synthetic.
 
     Only checks that the dataset is synthetic (identities.json); no TensorFlow op runs until the
-    probe's first call.
+    probe's first call, which reads the test ids and AUs and renders the faces (no image file is read).
     """
     if not os.path.isfile(os.path.join(config.data.data_dir, synthetic_dataset.IDENTITIES_FILE)):
         return None
 
     def prepare() -> SyntheticEdits:
-        samples = data.fixed_samples(config.data, max_images, split="test")
+        ids, aus = synthetic_dataset.load_split(config.data.data_dir, "test")
         identities = synthetic_dataset.load_identities(config.data.data_dir)
-        return render_edits(identities, list(samples["id"]), samples["real_aus"], config.model.image_size, num_targets)
+        return render_edits(identities, ids[:max_images], aus[:max_images], config.model.image_size, num_targets)
 
     return SyntheticProbe(prepare)
 

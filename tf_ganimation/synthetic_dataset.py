@@ -21,7 +21,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from tf_ganimation import action_units
+from tf_ganimation import action_units, annotations
 from tf_ganimation.synthetic import MAX_SIZE, MIN_SIZE, Identity, render_face, sample_identity
 
 # Folder layout written by `make_dataset` (the authors' GANimation layout plus identities.json).
@@ -256,3 +256,24 @@ def load_identities(data_dir: str) -> dict[str, Identity]:
         except (ValueError, TypeError) as error:
             raise ValueError(f"{path}: entry {image_id!r} is not a valid identity: {error}") from None
     return identities
+
+
+def load_split(data_dir: str, split: str) -> tuple[list[str], np.ndarray]:
+    """The ids of a split, in order, and their AU vectors, from the files make_dataset wrote.
+
+    Opens no image: a synthetic face is rendered again from identities.json, so evaluating edits
+    needs only which faces and their AUs (inventory.load_examples would decode every image).
+
+    Returns:
+        (ids, aus): aus float32 [len(ids), NUM_AUS] in [0, 1], normalised as the input pipeline does.
+
+    Raises:
+        ValueError: split is not "train" or "test". FileNotFoundError: an id list or the AU table is
+        missing. KeyError: an id without AUs (a dataset make_dataset did not write).
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r} is invalid: expected 'train' or 'test'")
+    ids = annotations.read_id_list(os.path.join(data_dir, TRAIN_IDS_FILE if split == "train" else TEST_IDS_FILE))
+    table = annotations.load_aus_pickle(os.path.join(data_dir, AUS_FILE))
+    raw_aus = np.asarray([table[image_id] for image_id in ids], np.float32).reshape([-1, action_units.NUM_AUS])
+    return ids, action_units.normalize_intensities(raw_aus)
