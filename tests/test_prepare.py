@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tf_ganimation import action_units, annotations, data, face, inventory, photos, prepare
+from tf_ganimation import action_units, annotations, data, face, inventory, layout, photos, prepare
 from tf_ganimation.config import DataConfig
 
 from conftest import PHOTOS_DIR, PROJECT_ROOT
@@ -184,14 +184,11 @@ def test_config_and_input_errors(tmp_path):
         prepare.prepare_photos(prepare.PrepareConfig(photos_dir=str(tmp_path / "empty"), out_dir=str(tmp_path / "o")))
 
 
-def test_split_rule_and_names_match_inventory():
-    assert prepare.PrepareConfig(photos_dir="p", out_dir="o").test_percent == inventory.HASH_SPLIT_TEST_PERCENT
-    assert ((prepare.IMAGES_FOLDER, prepare.AUS_PICKLE, prepare.ID_LISTS)
-            == (inventory.IMAGES_FOLDER, inventory.AUS_PICKLE, inventory.ID_LISTS))
+def test_default_split_is_the_one_inventory_makes_without_id_lists():
+    assert prepare.PrepareConfig(photos_dir="p", out_dir="o").test_percent == layout.HASH_SPLIT_TEST_PERCENT
     ids = [f"face_{index}" for index in range(200)]
     splits, _ = inventory._split_ids("/nonexistent", ids)
-    assert [example_id for example_id in ids if prepare.split_of(example_id, 10) == "test"] == splits["test"]
-    assert prepare.split_of("anything", 0) == "train" and prepare.split_of("anything", 100) == "test"
+    assert [example_id for example_id in ids if layout.split_of(example_id) == "test"] == splits["test"]
 
 
 def test_progress_lines():

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import hashlib
 import os
 import time
 from typing import Mapping
@@ -46,14 +45,11 @@ from absl import logging
 from PIL import Image, UnidentifiedImageError
 
 from tf_ganimation import action_units, annotations, tfrecords
+from tf_ganimation.layout import (AUS_PICKLE, HASH_SPLIT_TEST_PERCENT, ID_LISTS, IMAGES_FOLDER, OPENFACE_FOLDER,
+                                  split_of)
 from tf_ganimation.config import DataConfig
 
 RESOLVED_FORMATS = ("ganimation", "openface", "tfrecord")
-IMAGES_FOLDER = "imgs"
-AUS_PICKLE = "aus_openface.pkl"
-OPENFACE_FOLDER = "openface"
-ID_LISTS = {"train": "train_ids.csv", "test": "test_ids.csv"}
-HASH_SPLIT_TEST_PERCENT = 10
 
 # Reasons an example is skipped (besides those in annotations.py and tfrecords.py).
 MISSING_IMAGE = "missing image"
@@ -338,8 +334,7 @@ def _split_ids(data_dir: str, all_ids: list[str]) -> tuple[dict[str, list[str]],
         return ids, present
     ids = {"train": [], "test": []}
     for example_id in all_ids:
-        bucket = int(hashlib.md5(example_id.encode("utf-8")).hexdigest(), 16) % 100
-        ids["test" if bucket < HASH_SPLIT_TEST_PERCENT else "train"].append(example_id)
+        ids[split_of(example_id)].append(example_id)
     return ids, f"no id lists, so MD5 of the id: {HASH_SPLIT_TEST_PERCENT}% test"
 
 

@@ -32,7 +32,6 @@ and inventory.py reads `<out>` as its layout (b), imgs/ + openface/.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import multiprocessing
 import os
@@ -46,10 +45,8 @@ import numpy as np
 from PIL import Image
 
 from tf_ganimation import action_units, annotations, face, photos
+from tf_ganimation.layout import AUS_PICKLE, HASH_SPLIT_TEST_PERCENT, ID_LISTS, IMAGES_FOLDER, split_of
 
-IMAGES_FOLDER = "imgs"  # inventory.IMAGES_FOLDER
-AUS_PICKLE = "aus_openface.pkl"  # inventory.AUS_PICKLE
-ID_LISTS = {"train": "train_ids.csv", "test": "test_ids.csv"}  # inventory.ID_LISTS
 JOURNAL_FILE = "faces.jsonl"
 INFO_FILE = "prepare_info.json"
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
@@ -93,7 +90,7 @@ class PrepareConfig:
     openface_dir: str = ""
     image_size: int = 128
     several_faces: str = "largest"
-    test_percent: int = 10
+    test_percent: int = HASH_SPLIT_TEST_PERCENT
     workers: int = 0
     crop_format: str = "jpg"
     max_pixels: int = photos.MAX_PIXELS
@@ -351,12 +348,6 @@ def process_photo(example_id: str, path: str, config: PrepareConfig, detector: f
 
 
 # === The layout ===
-
-
-def split_of(example_id: str, test_percent: int) -> str:
-    """"test" when the MD5 of the id, mod 100, is below test_percent, else "train" (inventory.py's rule)."""
-    bucket = int(hashlib.md5(example_id.encode("utf-8")).hexdigest(), 16) % 100
-    return "test" if bucket < test_percent else "train"
 
 
 def _write_layout(out: pathlib.Path, config: PrepareConfig, sources: dict, duplicates: dict, records: dict,

@@ -22,13 +22,10 @@ import numpy as np
 from PIL import Image
 
 from tf_ganimation import action_units, annotations
+from tf_ganimation.layout import AUS_PICKLE, ID_LISTS, IMAGES_FOLDER
 from tf_ganimation.synthetic import MAX_SIZE, MIN_SIZE, Identity, render_face, sample_identity
 
 # Folder layout written by `make_dataset` (the authors' GANimation layout plus identities.json).
-IMAGES_DIR = "imgs"
-AUS_FILE = "aus_openface.pkl"
-TRAIN_IDS_FILE = "train_ids.csv"
-TEST_IDS_FILE = "test_ids.csv"
 IDENTITIES_FILE = "identities.json"
 
 _SYNTHETIC_IMAGE = re.compile(r"\d{6,}_\d+\.png")  # the image names make_dataset writes
@@ -130,12 +127,12 @@ def _write_atomically(path: str, data: bytes):
 
 
 def _prepare_out_dir(out_dir: str, overwrite: bool):
-    layout = (AUS_FILE, TRAIN_IDS_FILE, TEST_IDS_FILE, IDENTITIES_FILE, IMAGES_DIR)
+    layout = (AUS_PICKLE, *ID_LISTS.values(), IDENTITIES_FILE, IMAGES_FOLDER)
     existing = [name for name in layout if os.path.exists(os.path.join(out_dir, name))]
     if existing and not overwrite:
         raise ValueError(f"{out_dir} already holds a dataset ({', '.join(existing)}); choose another folder "
                          f"or pass overwrite=True (--overwrite) to replace it")
-    images_dir = os.path.join(out_dir, IMAGES_DIR)
+    images_dir = os.path.join(out_dir, IMAGES_FOLDER)
     foreign = [name for name in (os.listdir(images_dir) if os.path.isdir(images_dir) else [])
                if not _SYNTHETIC_IMAGE.fullmatch(name)]
     if foreign:
@@ -208,7 +205,7 @@ def make_dataset(out_dir: str, num_images: int, image_size: int = 128, seed: int
             if index >= num_identities - num_test_identities:
                 test_ids.append(image_id)
 
-    images_dir = os.path.join(out_dir, IMAGES_DIR)
+    images_dir = os.path.join(out_dir, IMAGES_FOLDER)
     chunk = 32
     tasks = [(images_dir, image_size, jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
     workers = min(num_workers or _default_workers(), len(tasks))
@@ -226,11 +223,11 @@ def make_dataset(out_dir: str, num_images: int, image_size: int = 128, seed: int
                                      for image_id, identity, _ in jobs) + "\n}\n"
     _write_atomically(os.path.join(out_dir, IDENTITIES_FILE), identities.encode())
     raw_aus = {image_id: raw for image_id, _, raw in jobs}
-    _write_atomically(os.path.join(out_dir, AUS_FILE), pickle.dumps(raw_aus, protocol=4))
+    _write_atomically(os.path.join(out_dir, AUS_PICKLE), pickle.dumps(raw_aus, protocol=4))
     test_set = set(test_ids)
     train_ids = [image_id for image_id, _, _ in jobs if image_id not in test_set]
-    _write_atomically(os.path.join(out_dir, TEST_IDS_FILE), "".join(f"{i}.png\n" for i in test_ids).encode())
-    _write_atomically(os.path.join(out_dir, TRAIN_IDS_FILE), "".join(f"{i}.png\n" for i in train_ids).encode())
+    _write_atomically(os.path.join(out_dir, ID_LISTS["test"]), "".join(f"{i}.png\n" for i in test_ids).encode())
+    _write_atomically(os.path.join(out_dir, ID_LISTS["train"]), "".join(f"{i}.png\n" for i in train_ids).encode())
     return DatasetSummary(out_dir=out_dir, image_size=image_size, num_images=len(jobs),
                           num_identities=num_identities, num_train_images=len(train_ids),
                           num_test_images=len(test_ids), seconds=time.monotonic() - start)
@@ -273,7 +270,7 @@ def load_split(data_dir: str, split: str) -> tuple[list[str], np.ndarray]:
     """
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r} is invalid: expected 'train' or 'test'")
-    ids = annotations.read_id_list(os.path.join(data_dir, TRAIN_IDS_FILE if split == "train" else TEST_IDS_FILE))
-    table = annotations.load_aus_pickle(os.path.join(data_dir, AUS_FILE))
+    ids = annotations.read_id_list(os.path.join(data_dir, ID_LISTS[split]))
+    table = annotations.load_aus_pickle(os.path.join(data_dir, AUS_PICKLE))
     raw_aus = np.asarray([table[image_id] for image_id in ids], np.float32).reshape([-1, action_units.NUM_AUS])
     return ids, action_units.normalize_intensities(raw_aus)
