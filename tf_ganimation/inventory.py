@@ -45,9 +45,9 @@ from absl import logging
 from PIL import Image, UnidentifiedImageError
 
 from tf_ganimation import action_units, annotations, tfrecords
+from tf_ganimation.config import DataConfig
 from tf_ganimation.layout import (AUS_PICKLE, HASH_SPLIT_TEST_PERCENT, ID_LISTS, IMAGES_FOLDER, OPENFACE_FOLDER,
                                   split_of)
-from tf_ganimation.config import DataConfig
 
 RESOLVED_FORMATS = ("ganimation", "openface", "tfrecord")
 
