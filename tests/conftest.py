@@ -52,6 +52,18 @@ def tiny_generator(seed: int = 0):
     return networks.build_generator(TINY_MODEL)
 
 
+def tiny_gan(seed: int = 1, n_critic: int = 2):
+    """A seeded GANimation of TINY_MODEL's sizes with both optimizers, as training.build_gan makes it."""
+    import keras
+
+    from tf_ganimation import training
+    from tf_ganimation.config import Config
+
+    keras.utils.set_random_seed(seed)
+    config = Config(model=TINY_MODEL, data=DataConfig(image_size=32, n_critic=n_critic))
+    return training.build_gan(config, training.Schedule(1, 100, 100, 0))
+
+
 # === Tiny datasets in the authors' layout (inventory.py layout (a)) ===
 
 

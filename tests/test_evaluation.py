@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from conftest import TINY_MODEL
-from tf_ganimation import action_units, evaluation, networks, synthetic, synthetic_dataset, training, workdir
+from tf_ganimation import (action_units, checkpoints, evaluation, networks, synthetic, synthetic_dataset, training,
+                           workdir)
 from tf_ganimation.config import Config, DataConfig
 
 
@@ -197,7 +198,7 @@ def test_evaluate_run_reads_a_checkpoint_while_the_run_trains(faces, tmp_path):
     gan = training.build_gan(config, training.Schedule(steps_per_epoch=4, total_steps=40, final_step=40,
                                                        decay_steps=10))
     gan.generator_optimizer.iterations.assign(12)  # saved at step 12, as a training run saves
-    training.make_checkpoint_manager(gan, tmp_path / workdir.CHECKPOINT_DIR, keep=1).save(checkpoint_number=12)
+    checkpoints.make_manager(gan, tmp_path / workdir.CHECKPOINT_DIR, keep=1).save(checkpoint_number=12)
     generator = gan.generator
     metrics = evaluation.evaluate_run(os.fspath(tmp_path), num_targets=2, max_images=4, checkpoint="ckpt-12")
     assert metrics["weights"] == "step 12"

@@ -24,7 +24,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import PROJECT_ROOT
-from tf_ganimation import data, inventory, synthetic_dataset, training, workdir as workdir_lib
+from tf_ganimation import checkpoints, data, inventory, synthetic_dataset, training, workdir as workdir_lib
 from tf_ganimation.config import RunConfig
 
 STEPS = 3
@@ -61,7 +61,7 @@ def _run_two_workers(data_dir, run_dir):
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         env = {**os.environ, "TF_CONFIG": tf_config, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        env.pop(training.KILL_AT_VARIABLE, None)
+        env.pop(checkpoints.KILL_AT_VARIABLE, None)
         workers.append(subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, text=True))
     outputs = []
@@ -108,8 +108,8 @@ def test_two_workers_end_with_the_weights_of_one_process_on_the_same_global_batc
     assert "step 2 evaluation: l1_ratio_to_baseline" in outputs[0] and " evaluation: " not in outputs[1]
 
     # Only the chief (worker 0) wrote the run's files; worker 1's temporary checkpoints are gone.
-    checkpoints = sorted(path.name for path in (run_dir / "checkpoints").iterdir())
-    assert checkpoints == ["checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index",
+    checkpoint_files = sorted(path.name for path in (run_dir / "checkpoints").iterdir())
+    assert checkpoint_files == ["checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index",
                            "ckpt-3.data-00000-of-00001", "ckpt-3.index"]
     assert (run_dir / "flags.txt").is_file() and len(list((run_dir / "logs").iterdir())) == 1
 

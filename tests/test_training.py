@@ -11,7 +11,7 @@ import tensorflow as tf
 from absl import logging
 
 from conftest import PROJECT_ROOT, TINY_MODEL
-from tf_ganimation import synthetic_dataset, training, workdir
+from tf_ganimation import checkpoints, synthetic_dataset, training, workdir
 from tf_ganimation.config import Config, DataConfig, OptimizerConfig, RunConfig
 
 
@@ -80,7 +80,7 @@ def _monitor(tmp_path, probe, eval_every=2):
                     run=RunConfig(eval_every=eval_every, summary_every=100, sample_every=100, checkpoint_every=100))
     schedule = training.Schedule(steps_per_epoch=100, total_steps=5, final_step=5, decay_steps=0)
     gan = training.build_gan(config, schedule)
-    writer = training.CheckpointWriter(tf.train.Checkpoint(), tmp_path / "checkpoints", 1, config.run)
+    writer = checkpoints.CheckpointWriter(tf.train.Checkpoint(), tmp_path / "checkpoints", keep=1)
     rng = np.random.default_rng(0)
     samples = {"real_image": rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32),
                "real_aus": np.zeros((1, 17), np.float32), "target_aus": np.ones((1, 17), np.float32)}
@@ -169,7 +169,7 @@ def test_load_checkpoint_reads_both_networks_of_a_training_checkpoint(tmp_path):
     workdir.save_config(config, tmp_path)
     gan = training.build_gan(config, training.Schedule(steps_per_epoch=10, total_steps=100, final_step=100,
                                                        decay_steps=50))  # as scripts/train.py builds it
-    manager = training.make_checkpoint_manager(gan, tmp_path / workdir.CHECKPOINT_DIR, keep=3)
+    manager = checkpoints.make_manager(gan, tmp_path / workdir.CHECKPOINT_DIR, keep=3)
     gan.generator_optimizer.iterations.assign(7)  # the step, as a training run saves it
     manager.save(checkpoint_number=7)
     gan.generator.trainable_variables[0].assign_add(np.ones(gan.generator.trainable_variables[0].shape))
@@ -197,8 +197,8 @@ def test_load_checkpoint_of_other_networks_names_the_checkpoint(tmp_path):
     config = Config(model=TINY_MODEL, data=DataConfig(image_size=32))
     wider = Config(model=dataclasses.replace(TINY_MODEL, generator_filters=16), data=config.data)
     schedule = training.Schedule(steps_per_epoch=10, total_steps=100, final_step=100, decay_steps=50)
-    training.make_checkpoint_manager(training.build_gan(wider, schedule), tmp_path / workdir.CHECKPOINT_DIR,
-                                     keep=1).save(checkpoint_number=3)
+    checkpoints.make_manager(training.build_gan(wider, schedule), tmp_path / workdir.CHECKPOINT_DIR,
+                             keep=1).save(checkpoint_number=3)
     workdir.save_config(config, tmp_path)
     with pytest.raises(ValueError, match="ckpt-3 does not hold the networks of .*config.json"):
         training.load_checkpoint(tmp_path)

@@ -22,19 +22,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import PROJECT_ROOT, TINY_MODEL, random_batch
+from conftest import PROJECT_ROOT, random_batch, tiny_gan
 from test_inventory import add_fuzzed_examples
-from tf_ganimation import inventory, model, synthetic_dataset, training
-from tf_ganimation.config import Config, DataConfig
+from tf_ganimation import checkpoints, inventory, model, synthetic_dataset, training
+from tf_ganimation.config import DataConfig
 
 
 # === The non-finite guard, in one process ===
-
-
-def _gan():
-    config = Config(model=TINY_MODEL, data=DataConfig(image_size=32, n_critic=2))
-    keras.utils.set_random_seed(1)
-    return training.build_gan(config, training.Schedule(1, 100, 100, 0))
 
 
 def _state(gan):
@@ -70,7 +64,7 @@ def test_guarded_adam_matches_keras_adam_bit_for_bit_and_skips_non_finite_gradie
 
 
 def test_train_step_with_a_nan_image_in_every_sub_batch_changes_nothing():
-    gan = _gan()
+    gan = tiny_gan()
     batch = random_batch(2, 2, 32)
     batch["real_image"][1, :, 5, 5, 0] = np.nan  # one pixel of one example, in both sub-batches
     before = _state(gan)
@@ -88,7 +82,7 @@ def test_train_step_with_a_nan_image_in_every_sub_batch_changes_nothing():
 
 
 def test_train_step_skips_only_the_update_whose_sub_batch_is_not_finite():
-    gan = _gan()
+    gan = tiny_gan()
     batch = random_batch(2, 2, 32)
     batch["real_aus"][0, 0, 3] = np.inf  # critic update 0's AU target; update 1 and the generator are fine
     gan.train_step({key: tf.constant(value) for key, value in batch.items()})
@@ -113,55 +107,6 @@ def test_nonfinite_guard_skips_up_to_the_limit_then_names_the_step_and_the_terms
         training.NonFiniteGuard(0).check(1, {"generator_loss": float("inf")}, none_skipped)
 
 
-# === Checkpoints, in one process ===
-
-
-def test_restore_falls_back_to_the_previous_readable_checkpoint(tmp_path, capsys):
-    gan = _gan()
-    manager = training.make_checkpoint_manager(gan, tmp_path, keep=3)
-    variable = gan.generator.trainable_variables[0]
-    saved = {}
-    for step in (1, 2, 3):
-        variable.assign(np.full(variable.shape, float(step), np.float32))
-        manager.save(checkpoint_number=step)
-        saved[step] = variable.numpy().copy()
-    data_file = tmp_path / "ckpt-3.data-00000-of-00001"
-    data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])  # truncated
-    (tmp_path / "ckpt-2.index").unlink()  # deleted
-    variable.assign(np.zeros(variable.shape, np.float32))
-    restored = training.restore_latest(model.make_checkpoint(gan), tmp_path)
-    assert restored == str(tmp_path / "ckpt-1")
-    np.testing.assert_array_equal(variable.numpy(), saved[1])
-    warnings = capsys.readouterr().err
-    assert f"checkpoint {tmp_path / 'ckpt-3'} cannot be read" in warnings
-    assert f"checkpoint {tmp_path / 'ckpt-2'} cannot be read" in warnings
-    (tmp_path / "ckpt-1.index").unlink()
-    with pytest.raises(training.CheckpointError, match="none of the checkpoints recorded in .* can be read"):
-        training.restore_latest(model.make_checkpoint(gan), tmp_path)
-    assert training.restore_latest(model.make_checkpoint(gan), tmp_path / "new") is None
-
-
-def test_remove_unfinished_checkpoints_keeps_recorded_and_older_files(tmp_path):
-    gan = _gan()
-    manager = training.make_checkpoint_manager(gan, tmp_path, keep=3)
-    manager.save(checkpoint_number=4)
-    for name in ("ckpt-6.index", "ckpt-6.data-00000-of-00001", "ckpt-2.index"):
-        (tmp_path / name).write_bytes(b"partial")
-    (tmp_path / "ckpt-8_temp").mkdir()
-    removed = training.remove_unfinished_checkpoints(tmp_path)
-    assert removed == ["ckpt-6.data-00000-of-00001", "ckpt-6.index", "ckpt-8_temp"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "checkpoint", "ckpt-2.index", "ckpt-4.data-00000-of-00001", "ckpt-4.index"]
-
-
-def test_kill_hook_is_validated(monkeypatch):
-    monkeypatch.setenv(training.KILL_AT_VARIABLE, "checkpoint:4")
-    assert training._kill_point() == ("checkpoint", 4)
-    monkeypatch.setenv(training.KILL_AT_VARIABLE, "soon")
-    with pytest.raises(ValueError, match="TF_GANIMATION_TEST_KILL_AT='soon' is invalid"):
-        training._kill_point()
-
-
 # === Through scripts/train.py ===
 
 
@@ -170,7 +115,7 @@ def _command(*args):
 
 
 def _env(**extra):
-    env = {key: value for key, value in os.environ.items() if key != training.KILL_AT_VARIABLE}
+    env = {key: value for key, value in os.environ.items() if key != checkpoints.KILL_AT_VARIABLE}
     return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
 
 
@@ -234,7 +179,7 @@ def test_hard_kills_resume_from_the_last_complete_checkpoint_and_end_with_the_sa
         fuzzed_faces, reference_run, tmp_path):
     data_dir, run_dir = fuzzed_faces[0], tmp_path / "run"
     args = (f"--data_dir={data_dir}", f"--workdir={run_dir}", "--max_steps=6")
-    checkpoints = run_dir / "checkpoints"
+    checkpoint_dir = run_dir / "checkpoints"
 
     # 1. SIGKILL from outside as soon as checkpoint 2 is recorded (during step 3 or its sample grid).
     process = subprocess.Popen(_command(*args), cwd=PROJECT_ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -245,20 +190,20 @@ def test_hard_kills_resume_from_the_last_complete_checkpoint_and_end_with_the_sa
             break
     process.communicate(timeout=300)
     assert process.returncode == -signal.SIGKILL
-    assert [os.path.basename(path) for path in training.recorded_checkpoints(checkpoints)] == ["ckpt-2"]
+    assert [os.path.basename(path) for path in checkpoints.recorded(checkpoint_dir)] == ["ckpt-2"]
 
     # 2. Killed inside checkpoint 4's save: data and index written, the state file not yet updated.
     killed = _train(*args, TF_GANIMATION_TEST_KILL_AT="checkpoint:4")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert "Resuming from step 2" in killed.stderr
-    assert (checkpoints / "ckpt-4.index").is_file() and (checkpoints / "ckpt-4.data-00000-of-00001").is_file()
-    assert [os.path.basename(path) for path in training.recorded_checkpoints(checkpoints)] == ["ckpt-2"]
+    assert (checkpoint_dir / "ckpt-4.index").is_file() and (checkpoint_dir / "ckpt-4.data-00000-of-00001").is_file()
+    assert [os.path.basename(path) for path in checkpoints.recorded(checkpoint_dir)] == ["ckpt-2"]
 
     # 3. The restart resumes from checkpoint 2, never the unrecorded 4, and finishes.
     finished = _train(*args)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "Removed the files of an interrupted checkpoint save" in finished.stderr
-    assert f"Resuming from step 2 ({checkpoints / 'ckpt-2'})" in finished.stderr
+    assert f"Resuming from step 2 ({checkpoint_dir / 'ckpt-2'})" in finished.stderr
     assert json.loads(finished.stderr.strip().splitlines()[-1])["step"] == 6
 
     for name in ("generator.weights.h5", "critic.weights.h5"):

@@ -6,11 +6,8 @@ position (the training stream restarts at element `step`, see data.make_training
 RunConfig.deterministic an interrupted and resumed run ends with the same weights as one that was not.
 
 Faults:
-  * A hard kill (SIGKILL, power to the process lost) at any point: tf.train.CheckpointManager writes a
-    checkpoint's data and index files first and records them in the `checkpoint` state file last
-    (atomically), so a kill leaves the state file pointing at the previous complete checkpoint;
-    restore reads only what the state file records, and an unreadable one (truncated, deleted) falls
-    back to the one before it with a warning. Files of an unrecorded checkpoint are removed.
+  * A hard kill (SIGKILL, power to the process lost) at any point: the run resumes from its last
+    complete checkpoint; checkpoints.py says how.
   * SIGINT/SIGTERM: a checkpoint is saved after the current step, then the run stops.
   * A NaN or Inf loss or gradient: that update is skipped in the graph (model.py, note 5), so the
     weights stay finite; the run then stops with `NonFiniteLossError` naming the step and the terms,
@@ -20,12 +17,7 @@ Distribution: the loop is a small custom one, `strategy.run(gan.train_step)` in 
 the same for every strategy (Keras 3.15's fit fails under MultiWorkerMirroredStrategy,
 keras-team/keras#20585). Under multi_worker every worker runs this function with the same config
 and workdir (a folder all of them see); the chief (task 0) writes checkpoints, summaries, samples and
-the final weights; the other workers save their checkpoints into a temporary folder that is deleted
-(every worker must call save), and all restore from the chief's checkpoints.
-
-Test hook: the environment variable TF_GANIMATION_TEST_KILL_AT=step:N makes the process SIGKILL
-itself right after train step N; =checkpoint:N after checkpoint N's data and index files are written
-but before the state file records them. Only tests set it.
+the final weights, and every worker saves and restores checkpoints (checkpoints.CheckpointWriter).
 """
 
 from __future__ import annotations
@@ -35,8 +27,6 @@ import dataclasses
 import math
 import os
 import pathlib
-import re
-import shutil
 import signal
 import sys
 import time
@@ -48,21 +38,15 @@ import tensorflow as tf
 from absl import logging
 from PIL import Image
 
-from tf_ganimation import data, inventory, model, networks, workdir as workdir_lib
+from tf_ganimation import checkpoints, data, inventory, model, networks, workdir as workdir_lib
 from tf_ganimation.config import Config, RunConfig
 
-KILL_AT_VARIABLE = "TF_GANIMATION_TEST_KILL_AT"
-WORKER_CHECKPOINT_DIR = "workertemp_{task_id}"  # inside the checkpoint folder; deleted after each save
 # Scores a generator during training: {scalar name: value}; evaluation.SyntheticProbe is one.
 Probe = Callable[[networks.Generator], Mapping[str, float]]
 
 
 class NonFiniteLossError(RuntimeError):
     """A loss term or gradient became NaN or Inf more often than RunConfig.max_nonfinite_skips allows."""
-
-
-class CheckpointError(ValueError):
-    """The checkpoint folder records checkpoints, but none of them can be read."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +84,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     raise ValueError(f"strategy={name!r} is invalid: expected one of auto, one_device, mirrored, multi_worker")
 
 
-def _task(run: RunConfig) -> tuple[str | None, int, bool]:
+def task_of(run: RunConfig) -> tuple[str | None, int, bool]:
     """(task type, task id, whether it is the chief) of this process, from TF_CONFIG for multi_worker."""
     if run.strategy != "multi_worker":
         return None, 0, True
@@ -113,7 +97,7 @@ def _task(run: RunConfig) -> tuple[str | None, int, bool]:
 
 def is_chief(run: RunConfig) -> bool:
     """Whether this process writes the run's files: always, except on the non-chief workers of multi_worker."""
-    return _task(run)[2]
+    return task_of(run)[2]
 
 
 def build_gan(config: Config, schedule: Schedule) -> model.GANimation:
@@ -140,51 +124,6 @@ def current_step(gan: model.GANimation) -> int:
 
 
 # === Checkpoints ===
-
-
-def make_checkpoint_manager(gan: model.GANimation, directory: os.PathLike, keep: int) -> tf.train.CheckpointManager:
-    """A manager of `model.make_checkpoint(gan)` in `directory` keeping the last `keep` checkpoints."""
-    return tf.train.CheckpointManager(model.make_checkpoint(gan), os.fspath(directory), max_to_keep=keep)
-
-
-def recorded_checkpoints(directory: os.PathLike) -> list[str]:
-    """The checkpoint paths the folder's `checkpoint` state file records, oldest first ([] if none)."""
-    state = tf.train.get_checkpoint_state(os.fspath(directory))
-    if state is None:
-        return []
-    paths = list(state.all_model_checkpoint_paths)
-    if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
-        paths.append(state.model_checkpoint_path)
-    return [path if os.path.isabs(path) else os.path.join(os.fspath(directory), path) for path in paths]
-
-
-def restore_latest(checkpoint: tf.train.Checkpoint, directory: os.PathLike) -> str | None:
-    """Restores the newest readable recorded checkpoint; an unreadable one falls back to the one before.
-
-    Returns:
-        The restored checkpoint's path, or None when the folder records none (a new run).
-
-    Raises:
-        CheckpointError: checkpoints are recorded but none can be read.
-    """
-    candidates = recorded_checkpoints(directory)
-    failures = []
-    for path in reversed(candidates):
-        try:
-            checkpoint.restore(path).assert_existing_objects_matched()
-        except AssertionError:  # readable, but another model's: _check_resumable names the difference
-            raise
-        except Exception as error:  # OpError (missing, bad CRC), IndexError (truncated), ...
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            logging.warning("Checkpoint %s cannot be read (%s): falling back to the one before it", path, reason)
-            print(f"warning: checkpoint {path} cannot be read ({reason}); trying the one before it", file=sys.stderr)
-            failures.append(f"{os.path.basename(path)}: {reason}")
-            continue
-        return path
-    if failures:
-        raise CheckpointError(f"none of the checkpoints recorded in {directory} can be read ({'; '.join(failures)}): "
-                              "move that folder away to start the run over, or restore it from a backup")
-    return None
 
 
 def load_checkpoint(workdir: os.PathLike, checkpoint: str = "latest"
@@ -221,77 +160,6 @@ def load_checkpoint(workdir: os.PathLike, checkpoint: str = "latest"
         raise ValueError(f"{path} does not hold the networks of {workdir / workdir_lib.CONFIG_FILE}: "
                          f"{error}") from None
     return gan.generator, gan.critic, config, current_step(gan)
-
-
-def remove_unfinished_checkpoints(directory: os.PathLike) -> list[str]:
-    """Removes what interrupted saves left: `ckpt-N_temp` folders, and files of checkpoints newer than
-    the newest recorded one that the state file does not record. Returns the removed names.
-
-    Older unrecorded files are left alone (they may be a user's), and nothing is removed when the
-    folder has no state file.
-    """
-    directory = pathlib.Path(directory)
-    if not directory.is_dir():
-        return []
-    recorded = {os.path.basename(path) for path in recorded_checkpoints(directory)}
-    newest = max((int(name.rsplit("-", 1)[1]) for name in recorded if re.fullmatch(r"ckpt-\d+", name)), default=None)
-    removed = []
-    for entry in sorted(directory.iterdir()):
-        match = re.fullmatch(r"(ckpt-(\d+))(_temp|\.index|\.data-\d+-of-\d+)", entry.name)
-        if not match:
-            continue
-        if match.group(3) == "_temp" or (newest is not None and match.group(1) not in recorded
-                                         and int(match.group(2)) > newest):
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-            removed.append(entry.name)
-    if removed:
-        logging.warning("Removed the files of an interrupted checkpoint save in %s: %s", directory, ", ".join(removed))
-    return removed
-
-
-class CheckpointWriter:
-    """Saves checkpoints: the chief into the run's checkpoint folder, other workers into a temporary
-    folder deleted after each save (MultiWorkerMirroredStrategy needs every worker to save)."""
-
-    def __init__(self, checkpoint: tf.train.Checkpoint, directory: pathlib.Path, keep: int, run: RunConfig):
-        _, task_id, self.is_chief = _task(run)
-        self.directory = directory if self.is_chief else directory / WORKER_CHECKPOINT_DIR.format(task_id=task_id)
-        if not self.is_chief:  # what a killed worker left; its state would make the manager skip a save
-            shutil.rmtree(self.directory, ignore_errors=True)
-        self.manager = tf.train.CheckpointManager(checkpoint, os.fspath(self.directory), max_to_keep=keep)
-        self.last_step = None
-
-    def save(self, step: int) -> str | None:
-        """Saves checkpoint `step` unless this writer saved it already; returns its path on the chief."""
-        if step == self.last_step:
-            return None
-        options = None
-        if self.is_chief and _kill_point() == ("checkpoint", step):
-            # After the data and index files, before CheckpointManager records them (its own callback runs
-            # after ours): the moment a kill would leave a complete but unrecorded checkpoint.
-            options = tf.train.CheckpointOptions(experimental_write_callbacks=[_kill_self])
-        path = self.manager.save(checkpoint_number=step, options=options)
-        self.last_step = step
-        if not self.is_chief:
-            shutil.rmtree(self.directory, ignore_errors=True)
-            return None
-        logging.info("Saved checkpoint %s", path)
-        return path
-
-
-def _kill_point() -> tuple[str, int] | None:
-    value = os.environ.get(KILL_AT_VARIABLE)
-    if not value:
-        return None
-    match = re.fullmatch(r"(step|checkpoint):(\d+)", value)
-    if not match:
-        raise ValueError(f"{KILL_AT_VARIABLE}={value!r} is invalid: expected step:N or checkpoint:N (a test hook)")
-    return match.group(1), int(match.group(2))
-
-
-def _kill_self() -> None:
-    print(f"{KILL_AT_VARIABLE}={os.environ[KILL_AT_VARIABLE]}: killing this process", file=sys.stderr, flush=True)
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 # === Monitoring ===
@@ -381,12 +249,12 @@ class NonFiniteGuard:
 class TrainingMonitor:
     """After each step: TensorBoard scalars, sample grids, images/s and checkpoints.
 
-    The chief writes summaries and samples; every worker saves checkpoints (see CheckpointWriter).
+    The chief writes summaries and samples; every worker saves checkpoints (checkpoints.CheckpointWriter).
     Scalars are the mean of each loss term over the finite steps since the previous write.
     """
 
-    def __init__(self, gan, config: Config, schedule: Schedule, run_dir: pathlib.Path, writer: CheckpointWriter,
-                 samples: dict | None, probe: Probe | None = None):
+    def __init__(self, gan, config: Config, schedule: Schedule, run_dir: pathlib.Path,
+                 writer: checkpoints.CheckpointWriter, samples: dict | None, probe: Probe | None = None):
         self.gan, self.config, self.schedule, self.run_dir = gan, config, schedule, run_dir
         self.checkpoints, self.samples, self.probe = writer, samples, probe
         self.is_chief = writer.is_chief
@@ -509,14 +377,15 @@ def train(config: Config, workdir: os.PathLike, probe: Probe | None = None) -> d
          "skipped_steps": steps with a skipped non-finite update, plus every loss term of the last step}.
 
     Raises:
-        NonFiniteLossError: see NonFiniteGuard. CheckpointError: no recorded checkpoint is readable.
+        NonFiniteLossError: see NonFiniteGuard. checkpoints.CheckpointError: no recorded checkpoint
+            is readable.
         ValueError, FileNotFoundError: a bad config, workdir or dataset (inventory.load_examples).
     """
     run_dir = pathlib.Path(workdir)
     if config.run.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(config.run.strategy)  # first: MultiWorkerMirroredStrategy precedes every op
-    chief = is_chief(config.run)
+    _, task_id, chief = task_of(config.run)
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_resumable(config, run_dir)
     keras.utils.set_random_seed(config.run.seed)
@@ -533,8 +402,8 @@ def train(config: Config, workdir: os.PathLike, probe: Probe | None = None) -> d
     checkpoint = model.make_checkpoint(gan)
     checkpoint_dir = run_dir / workdir_lib.CHECKPOINT_DIR
     if chief:
-        remove_unfinished_checkpoints(checkpoint_dir)
-    restored = restore_latest(checkpoint, checkpoint_dir)
+        checkpoints.remove_unfinished(checkpoint_dir)
+    restored = checkpoints.restore_latest(checkpoint, checkpoint_dir)
     step = current_step(gan)
     if restored:
         print(f"Resuming from step {step} ({restored})", file=sys.stderr)
@@ -547,11 +416,11 @@ def train(config: Config, workdir: os.PathLike, probe: Probe | None = None) -> d
     if chief:
         samples = data.fixed_samples(config.data, config.run.num_samples, examples=examples)
         samples = {key: value for key, value in samples.items() if key != "id"}
-    writer = CheckpointWriter(checkpoint, checkpoint_dir, config.run.keep_checkpoints, config.run)
+    writer = checkpoints.CheckpointWriter(checkpoint, checkpoint_dir, config.run.keep_checkpoints, task_id, chief)
     monitor = TrainingMonitor(gan, config, schedule, run_dir, writer, samples, probe)
     guard = NonFiniteGuard(config.run.max_nonfinite_skips)
     interrupted = _Interrupted()
-    kill_point = _kill_point()
+    kill_point = checkpoints.kill_point()
     logs: dict[str, float] = {}
     # Keras' progress bar with every loss term, on a terminal (logs get absl lines every summary_every steps).
     progress = keras.utils.Progbar(schedule.final_step, verbose=1 if chief and sys.stdout.isatty() else 0,
@@ -571,10 +440,10 @@ def train(config: Config, workdir: os.PathLike, probe: Probe | None = None) -> d
                     f"(the last checkpoint is kept)") from error
             step = current_step(gan)
             if kill_point == ("step", step):
-                _kill_self()
+                checkpoints.kill_self()
             step_logs = {name: float(value) for name, value in step_logs.items()}
             skipped = guard.check(step, step_logs, {name: float(value) for name, value in skipped_updates.items()},
-                                  lambda: (recorded_checkpoints(checkpoint_dir) or [None])[-1])
+                                  lambda: (checkpoints.recorded(checkpoint_dir) or [None])[-1])
             logs = step_logs
             stopping = float(stop) > 0 and step < schedule.final_step
             monitor.after_step(step, step_logs, skipped, stopping)
