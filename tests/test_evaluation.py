@@ -160,10 +160,15 @@ def test_consistency_of_the_identity_model_is_perfect():
 def test_sheet_has_a_row_per_au_and_input_sweep_attention_color_columns():
     generator = networks.build_generator(TINY_MODEL)
     image = np.zeros((32, 32, 3), np.float32)
+    image[:16, :16] = 1.0  # a white top-left quarter
     sheet = evaluation.evaluation_sheet(evaluation.generator_edit(generator), image, np.zeros(17, np.float32))
     assert sheet.dtype == np.uint8
-    assert sheet.shape == (action_units.NUM_AUS * 32, 40 + 8 * 32, 3)
-    np.testing.assert_array_equal(sheet[:32, 40:72], 128)  # the input column: 0 in [-1, 1] is grey 128
+    cell = 96  # 32-px faces are enlarged 3x to SHEET_MIN_CELL
+    assert sheet.shape == (action_units.NUM_AUS * cell, 40 + 8 * cell, 3)
+    input_cell = sheet[:cell, 40:40 + cell]  # the input: 0 in [-1, 1] is grey 128, 1 is white
+    np.testing.assert_array_equal(input_cell[:48, :48], 255)
+    np.testing.assert_array_equal(input_cell[48:, :], 128)
+    np.testing.assert_array_equal(input_cell[:, 48:], 128)
 
 
 def test_evaluate_run_writes_metrics_and_sheet(faces, tmp_path):
@@ -186,10 +191,11 @@ def test_evaluate_run_writes_metrics_and_sheet(faces, tmp_path):
     identities = synthetic_dataset.load_identities(os.fspath(data_dir))
     samples = evaluation.data.fixed_samples(config.data, 4, split="test")
     aus = samples["real_aus"][0].copy()
-    row, left = action_units.AU_NAMES.index("AU12"), 40 + 5 * 32
+    cell = 96  # 32-px faces, enlarged 3x
+    row, left = action_units.AU_NAMES.index("AU12"), 40 + 5 * cell
     aus[row] = 1.0
-    expected = synthetic.render_face(identities[samples["id"][0]], aus, 32)
-    np.testing.assert_array_equal(truth_sheet[row * 32:(row + 1) * 32, left:left + 32], expected)
+    expected = synthetic.render_face(identities[samples["id"][0]], aus, 32).repeat(3, axis=0).repeat(3, axis=1)
+    np.testing.assert_array_equal(truth_sheet[row * cell:(row + 1) * cell, left:left + cell], expected)
 
 
 def test_evaluate_run_reads_a_checkpoint_while_the_run_trains(faces, tmp_path):

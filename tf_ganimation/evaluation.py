@@ -33,6 +33,7 @@ from tf_ganimation.config import Config
 
 EditFunction = Callable[[np.ndarray, np.ndarray], Mapping[str, np.ndarray]]
 SWEEP_INTENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
+SHEET_MIN_CELL = 96  # px: the evaluation sheet enlarges smaller faces to be read
 # An edit "changes AUs" when some AU moves by more than this; smaller edits are near-identity.
 CHANGED_AU_THRESHOLD = 0.1
 # A pixel is in an edit's "changed region" when the true edit moves one of its channels by more than
@@ -334,11 +335,12 @@ def au_gradient_alignment(au_gradient: AUGradient, identities: Mapping[str, synt
 
 
 def evaluation_sheet(edit: EditFunction, image: np.ndarray, aus: np.ndarray) -> np.ndarray:
-    """The paper's Fig. 4 and 5 for one face: a row per AU, uint8 [17 * S, 8 * S + label, 3].
+    """The paper's Fig. 4 and 5 for one face: a row per AU, uint8 [17 * C, 8 * C + label, 3].
 
     Columns: the input; the edit with that AU set to 0, 0.25, 0.5, 0.75 and 1 (the other AUs kept at
     the face's own); then the attention mask (grey, white keeps the input) and the colour map of the
-    edit at 1.
+    edit at 1. Cells are C = S x the smallest whole factor that makes them at least SHEET_MIN_CELL
+    pixels (nearest neighbour: 32-px faces are shown at 96, 64-px at 128, 128-px as they are).
 
     Args:
         image: float32 [S, S, 3] in [-1, 1]; aus: float32 [17] in [0, 1], the face's own AUs.
@@ -357,7 +359,8 @@ def evaluation_sheet(edit: EditFunction, image: np.ndarray, aus: np.ndarray) -> 
     rows = [np.concatenate([unit(image), *fakes[row], attention[row], color[row]], axis=1)
             for row in range(action_units.NUM_AUS)]
     grid = np.round(np.concatenate(rows, axis=0) * 255.0).astype(np.uint8)
-    return _with_row_labels(grid, size)
+    scale = math.ceil(SHEET_MIN_CELL / size)
+    return _with_row_labels(grid.repeat(scale, axis=0).repeat(scale, axis=1), size * scale)
 
 
 def _with_row_labels(grid: np.ndarray, row_height: int) -> np.ndarray:
