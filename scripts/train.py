@@ -1,7 +1,7 @@
 """Trains GANimation: flags -> Config -> tf_ganimation.training.train(config, workdir).
 
     python scripts/train.py --flagfile=configs/emotionet.flags
-    python scripts/train.py --flagfile=configs/quickstart.flags   # synthetic faces, ~12 min on 2 CPU cores
+    python scripts/train.py --flagfile=configs/quickstart.flags   # synthetic faces, ~15 min on 2 CPU cores
 
 Restarting with the same --workdir resumes from the latest checkpoint. SIGINT/SIGTERM save a
 checkpoint first. See README.md for the data layouts and every flag (`--helpfull`).
