@@ -71,7 +71,7 @@ def restore_latest(checkpoint: tf.train.Checkpoint, directory: os.PathLike) -> s
     for path in reversed(candidates):
         try:
             checkpoint.restore(path).assert_existing_objects_matched()
-        except AssertionError:  # readable, but another model's: _check_resumable names the difference
+        except AssertionError:  # readable, but another model's: training._check_resumable names it
             raise
         except Exception as error:  # OpError (missing, bad CRC), IndexError (truncated), ...
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
