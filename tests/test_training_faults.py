@@ -1,5 +1,6 @@
 """Faults in a training run (training.py, and the non-finite guard of model.py): hard kills and resume,
-unreadable checkpoints, NaN/Inf losses, fuzzed data and a malicious AU pickle through scripts/train.py.
+NaN/Inf losses, fuzzed data and a malicious AU pickle through scripts/train.py. Unreadable checkpoints,
+in one process, are in test_checkpoints.py.
 
 The slow tests share one uninterrupted, deterministic 6-step reference run of configs/smoke.flags on
 synthetic faces fuzzed with every kind of bad file and AU vector (test_inventory.add_fuzzed_examples).
