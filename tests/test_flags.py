@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 
@@ -65,3 +66,16 @@ def test_dry_run_prints_the_config_and_exits():
                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "--image_size=32" in result.stdout and '"lambda_aus": 160.0' in result.stdout
+
+
+def test_long_quickstart_is_the_quickstart_trained_three_times_as_long(parsed_flags, monkeypatch):
+    monkeypatch.chdir(PROJECT_ROOT)
+    parsed_flags("--flagfile=configs/quickstart.flags")
+    quick, quick_workdir = flags.build_config(), flags.FLAGS.workdir
+    parsed_flags("--flagfile=configs/quickstart_long.flags")
+    long = flags.build_config()
+    assert (long.optimizer.epochs, long.optimizer.decay_epochs) == (93, 27) == (
+        3 * quick.optimizer.epochs, 3 * quick.optimizer.decay_epochs)
+    assert dataclasses.replace(long.optimizer, epochs=31, decay_epochs=9) == quick.optimizer
+    assert (long.model, long.loss, long.data, long.run) == (quick.model, quick.loss, quick.data, quick.run)
+    assert (quick_workdir, flags.FLAGS.workdir) == ("runs/quickstart", "runs/quickstart_long")
