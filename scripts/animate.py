@@ -1,4 +1,4 @@
-r"""Edits or animates the faces in a photo: flags -> animate.EditJob -> animate.run(job).
+r"""Edits or animates the faces in a photo: flags -> photo_editor.EditJob -> photo_editor.run(job).
 
     python scripts/animate.py --model runs/quickstart --image photo.jpg --expression happy --out happy.png
     python scripts/animate.py --model models/ganimation/1 --image photo.jpg --aus AU12=1,AU06=0.8 --out smile.jpg
@@ -15,7 +15,10 @@ import json
 
 from absl import flags
 
-from tf_ganimation import action_units, animate, cli, face
+from tf_ganimation.core import action_units
+from tf_ganimation.editing import photo_editor
+from tf_ganimation import cli
+from tf_ganimation.faces import detection
 
 flags.DEFINE_string("model", None, "A training run folder, a SavedModel version folder or a .tflite file.")
 flags.DEFINE_string("image", None, "The photo to edit (JPEG, PNG or WebP).")
@@ -30,7 +33,7 @@ flags.DEFINE_string("sheet", "", "Write a sheet here: attention and colour maps 
 flags.DEFINE_integer("frames", 24, "Frames in the --gif animation.")
 flags.DEFINE_float("fps", 12.0, "Frames per second of the --gif animation.")
 flags.DEFINE_integer("animation_max_side", 512, "Downscale --gif frames to this longer side (0: full size).")
-flags.DEFINE_enum("faces", "all", list(face.FACE_CHOICES), "Edit all faces or only the largest.")
+flags.DEFINE_enum("faces", "all", list(detection.FACE_CHOICES), "Edit all faces or only the largest.")
 flags.DEFINE_bool("whole_image", False, "Edit the whole photo as one face (when no face is detected).")
 flags.DEFINE_bool("list", False, "Print the AUs and expression presets and exit.")
 FLAGS = flags.FLAGS
@@ -45,12 +48,12 @@ def main(argv):
     for name in ("model", "image"):
         if not getattr(FLAGS, name):
             raise cli.UserError(f"--{name} is required (see --help)")
-    job = animate.EditJob(
+    job = photo_editor.EditJob(
         model=FLAGS.model, image=FLAGS.image, expression=FLAGS.expression, aus=FLAGS.aus, start=FLAGS.start,
         out=FLAGS.out, gif=FLAGS.gif, sheet=FLAGS.sheet, frames=FLAGS.frames, fps=FLAGS.fps,
         animation_max_side=FLAGS.animation_max_side,
-        editor=animate.EditorConfig(faces=FLAGS.faces, whole_image=FLAGS.whole_image))
-    print(json.dumps(animate.run(job), indent=2))
+        editor=photo_editor.EditorConfig(faces=FLAGS.faces, whole_image=FLAGS.whole_image))
+    print(json.dumps(photo_editor.run(job), indent=2))
 
 
 if __name__ == "__main__":

@@ -18,8 +18,10 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from tf_ganimation import cli, model, networks, tflite
-from tf_ganimation.config import ModelConfig
+from tf_ganimation import cli
+from tf_ganimation.model import ganimation, networks, optimizers
+from tf_ganimation.export import tflite
+from tf_ganimation.core.config import ModelConfig
 
 flags.DEFINE_integer("image_size", 128, "Image side in pixels.")
 flags.DEFINE_integer("batch_size", 25, "Batch of one critic update.")
@@ -56,9 +58,9 @@ def main(argv):
     config = ModelConfig(image_size=FLAGS.image_size, generator_filters=FLAGS.generator_filters,
                          generator_residual_blocks=FLAGS.generator_residual_blocks,
                          critic_filters=FLAGS.critic_filters, critic_layers=FLAGS.critic_layers)
-    gan = model.GANimation(networks.build_generator(config), networks.build_critic(config))
-    gan.compile(generator_optimizer=model.make_optimizer(1e-4, 0.5, 0.999, FLAGS.mixed_precision),
-                critic_optimizer=model.make_optimizer(1e-4, 0.5, 0.999, FLAGS.mixed_precision))
+    gan = ganimation.GANimation(networks.build_generator(config), networks.build_critic(config))
+    gan.compile(generator_optimizer=optimizers.make_optimizer(1e-4, 0.5, 0.999, FLAGS.mixed_precision),
+                critic_optimizer=optimizers.make_optimizer(1e-4, 0.5, 0.999, FLAGS.mixed_precision))
     rng = np.random.default_rng(0)
     batch, size, n_critic = FLAGS.batch_size, FLAGS.image_size, FLAGS.n_critic
     element = {
@@ -69,7 +71,7 @@ def main(argv):
     sub_batch = [element[key][:, 0] for key in ("real_image", "real_aus", "target_aus")]
     real_image, real_aus, target_aus = sub_batch
     compiled = lambda function: tf.function(function, jit_compile=FLAGS.jit_compile)
-    # Each update timed with the generator pass it needs; train_step shares one of them (model.py).
+    # Each update timed with the generator pass it needs; train_step shares one of them (gan.py).
     critic_update = compiled(lambda: gan._critic_update(
         real_image, real_aus, gan.edit(real_image, target_aus)["fake_image"]))
     generator_update = compiled(lambda: gan._generator_update(

@@ -28,8 +28,10 @@ PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from serving.client import GrpcClient, RestClient  # noqa: E402
-from tf_ganimation import action_units, export, networks  # noqa: E402
-from tf_ganimation.config import ModelConfig  # noqa: E402
+from tf_ganimation.core import action_units  # noqa: E402
+from tf_ganimation.export import saved_model
+from tf_ganimation.model import networks
+from tf_ganimation.core.config import ModelConfig  # noqa: E402
 
 flags.DEFINE_integer("image_size", 128, "Image side in pixels.")
 flags.DEFINE_integer("filters", 64, "Generator filters (64: the paper's).")
@@ -81,7 +83,7 @@ def main(argv):
                          generator_residual_blocks=FLAGS.residual_blocks, critic_layers=2)
     generator = networks.build_generator(config)
     workdir = tempfile.mkdtemp(prefix="benchmark_serving_")
-    version = export.export_generator(generator, pathlib.Path(workdir) / "ganimation", model_config=config)
+    version = saved_model.export_generator(generator, pathlib.Path(workdir) / "ganimation", model_config=config)
     grpc_port, rest_port = _free_port(), _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "serving.local_server", "--model_base_path", str(version.parent),

@@ -17,7 +17,8 @@ from absl import app, flags
 from PIL import Image
 
 
-from tf_ganimation import action_units, synthetic, synthetic_dataset
+from tf_ganimation.core import action_units
+from tf_ganimation.synthetic import renderer, synthetic_dataset
 
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 128, "Image side in pixels.")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 300, "Faces to render for the timing.")
@@ -30,19 +31,19 @@ SHEET_EXPRESSIONS = ("neutral", "happy", "surprise", "sad", "AU26=1", "AU45=1", 
 def contact_sheet(size: int, seed: int, rows: int = 8) -> np.ndarray:
     """uint8 [rows * size, 8 * size, 3]: one identity per row, SHEET_EXPRESSIONS left to right."""
     rng = np.random.default_rng(seed)
-    identities = [synthetic.sample_identity(rng) for _ in range(rows)]
+    identities = [renderer.sample_identity(rng) for _ in range(rows)]
     expressions = [action_units.parse_expression(text) for text in SHEET_EXPRESSIONS]
-    return np.concatenate([np.concatenate([synthetic.render_face(identity, aus, size) for aus in expressions], axis=1)
+    return np.concatenate([np.concatenate([renderer.render_face(identity, aus, size) for aus in expressions], axis=1)
                            for identity in identities], axis=0)
 
 
 def main(argv):
     del argv
     rng = np.random.default_rng(_SEED.value)
-    faces = [(synthetic.sample_identity(rng), synthetic_dataset.sample_aus(rng)) for _ in range(_NUM_IMAGES.value)]
+    faces = [(renderer.sample_identity(rng), synthetic_dataset.sample_aus(rng)) for _ in range(_NUM_IMAGES.value)]
     try:
         start = time.process_time()
-        images = [synthetic.render_face(identity, aus, _IMAGE_SIZE.value) for identity, aus in faces]
+        images = [renderer.render_face(identity, aus, _IMAGE_SIZE.value) for identity, aus in faces]
         rendered = time.process_time()
     except ValueError as error:
         sys.exit(f"benchmark_synthetic: {error}")

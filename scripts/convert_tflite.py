@@ -13,7 +13,8 @@ import sys
 
 from absl import flags
 
-from tf_ganimation import cli, gpu_compatibility, tflite
+from tf_ganimation import cli
+from tf_ganimation.export import gpu_compatibility, tflite
 
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None,
                                    "A SavedModel version folder from export.py (<base>/<version>).")

@@ -12,7 +12,8 @@ import json
 
 from absl import flags
 
-from tf_ganimation import cli, evaluation
+from tf_ganimation import cli
+from tf_ganimation.evaluation import evaluator
 
 flags.DEFINE_string("workdir", None, "The training run to evaluate (its generator.weights.h5 and config.json).")
 flags.DEFINE_string("data_dir", None, "Dataset to evaluate on; default: the run's own --data_dir.")
@@ -30,7 +31,7 @@ def main(argv):
         raise cli.UserError(f"unexpected arguments {argv[1:]}")
     if not FLAGS.workdir:
         raise cli.UserError("--workdir is required: the training run folder to evaluate")
-    metrics = evaluation.evaluate_run(FLAGS.workdir, FLAGS.out_dir, FLAGS.data_dir, FLAGS.num_targets,
+    metrics = evaluator.evaluate_run(FLAGS.workdir, FLAGS.out_dir, FLAGS.data_dir, FLAGS.num_targets,
                                       FLAGS.max_images, FLAGS.seed, FLAGS.checkpoint)
     print(json.dumps(metrics, indent=2))
 

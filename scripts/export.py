@@ -1,4 +1,4 @@
-r"""Exports a trained generator as a versioned SavedModel for TF Serving (tf_ganimation/export.py).
+r"""Exports a trained generator as a versioned SavedModel for TF Serving (tf_ganimation/saved_model.py).
 
 Example (~15 s for the paper-size generator on 2 CPU cores; writes 33.9 MB of weights):
   python scripts/export.py --workdir workdirs/celeba --export_dir models/ganimation
@@ -17,7 +17,7 @@ from absl import app, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_ganimation import export  # noqa: E402
+from tf_ganimation.export import saved_model  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "The training run's folder (config.json and generator.weights.h5).")
 flags.DEFINE_string("export_dir", "models/ganimation", "The model's base path: versions go in <export_dir>/<N>/.")
@@ -31,7 +31,7 @@ def main(argv):
         raise app.UsageError("--workdir is required")
     logging.set_verbosity(logging.WARNING)  # tf.saved_model.save logs a line per function otherwise
     try:
-        path = export.export_from_workdir(FLAGS.workdir, FLAGS.export_dir, FLAGS.version)
+        path = saved_model.export_from_workdir(FLAGS.workdir, FLAGS.export_dir, FLAGS.version)
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"export: {error}", file=sys.stderr)
         return 1

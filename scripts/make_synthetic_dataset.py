@@ -10,7 +10,7 @@ import sys
 from absl import app, flags
 
 
-from tf_ganimation import synthetic_dataset
+from tf_ganimation.synthetic import synthetic_dataset
 
 _OUT = flags.DEFINE_string("out", None, "Dataset folder to write (created if missing).")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 10000, "Number of images.")

@@ -408,7 +408,7 @@ def _run(args) -> int:
     import tensorflow  # noqa: F401, PLC0415 (the protos need it: imported before the clock starts)
     from google.protobuf import json_format  # noqa: PLC0415
 
-    from tf_ganimation import action_units  # noqa: PLC0415 (numpy only)
+    from tf_ganimation.core import action_units  # noqa: PLC0415 (numpy only)
 
     target_aus = action_units.parse_expression(args.aus or args.expression) if (args.aus or args.expression) else None
     image_path = pathlib.Path(args.image) if args.image else None

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tf_ganimation.config import DataConfig, ModelConfig
+from tf_ganimation.core.config import DataConfig, ModelConfig
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 PHOTOS_DIR = PROJECT_ROOT.parent / "shared" / "data" / "photos"
@@ -46,22 +46,22 @@ def tiny_generator(seed: int = 0):
     """A seeded, built generator of TINY_MODEL's sizes (32 px, 8 filters, 1 residual block)."""
     import keras
 
-    from tf_ganimation import networks
+    from tf_ganimation.model import networks
 
     keras.utils.set_random_seed(seed)
     return networks.build_generator(TINY_MODEL)
 
 
 def tiny_gan(seed: int = 1, n_critic: int = 2):
-    """A seeded GANimation of TINY_MODEL's sizes with both optimizers, as training.build_gan makes it."""
+    """A seeded GANimation of TINY_MODEL's sizes with both optimizers, as trainer.build_gan makes it."""
     import keras
 
-    from tf_ganimation import training
-    from tf_ganimation.config import Config
+    from tf_ganimation.training import trainer
+    from tf_ganimation.core.config import Config
 
     keras.utils.set_random_seed(seed)
     config = Config(model=TINY_MODEL, data=DataConfig(image_size=32, n_critic=n_critic))
-    return training.build_gan(config, training.Schedule(1, 100, 100, 0))
+    return trainer.build_gan(config, trainer.Schedule(1, 100, 100, 0))
 
 
 # === Tiny datasets in the authors' layout (inventory.py layout (a)) ===

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import PROJECT_ROOT
 from tf_ganimation import flags
-from tf_ganimation.config import Config
+from tf_ganimation.core.config import Config
 
 
 @pytest.fixture

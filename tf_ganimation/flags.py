@@ -13,8 +13,8 @@ import pathlib
 
 from absl import flags
 
-from tf_ganimation import config as config_lib
-from tf_ganimation import workdir as workdir_lib
+from tf_ganimation.core import config as config_lib
+from tf_ganimation.runs import run_folder
 
 FLAGS = flags.FLAGS
 
@@ -118,7 +118,7 @@ def resolved_flags() -> str:
 
 def write_resolved_flags(workdir: os.PathLike) -> pathlib.Path:
     """Writes the resolved flags to `<workdir>/flags.txt`."""
-    path = pathlib.Path(workdir) / workdir_lib.FLAGS_FILE
+    path = pathlib.Path(workdir) / run_folder.FLAGS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    workdir_lib.atomic_write_text(path, resolved_flags())
+    run_folder.atomic_write_text(path, resolved_flags())
     return path

@@ -1,0 +1,106 @@
+import keras
+import pytest
+import tensorflow as tf
+
+from conftest import TINY_MODEL
+from tf_ganimation.export import gpu_compatibility, tflite
+from tf_ganimation.model import networks
+
+
+def _convert(function, *specs) -> bytes:
+    traced = tf.function(function, input_signature=list(specs))
+    return tf.lite.TFLiteConverter.from_concrete_functions([traced.get_concrete_function()], traced).convert()
+
+
+IMAGE = tf.TensorSpec([1, 8, 8, 3], tf.float32, name="image")
+AUS = tf.TensorSpec([1, 17], tf.float32, name="aus")
+
+
+@pytest.fixture(scope="module")
+def tiny_generator():
+    keras.utils.set_random_seed(0)
+    return networks.build_generator(TINY_MODEL)
+
+
+@pytest.mark.parametrize("quantization", tflite.QUANTIZATIONS)
+def test_our_generator_runs_whole_on_the_gpu_delegate(tiny_generator, quantization):
+    content = tflite.convert_function(tflite.edit_function(tiny_generator, 32, batch_size=1), quantization)
+    assert gpu_compatibility.unsupported_operators(content) == []
+    gpu_compatibility.require_gpu_compatible(content)  # does not raise
+    counts = gpu_compatibility.operator_counts(content)
+    # 3 encoder + 2 residual convolutions + the two heads as one; 2 transposed; 7 instance norms with
+    # 2 MEANs each; the AUs spread over the image by one TILE.
+    assert (counts["CONV_2D"], counts["TRANSPOSE_CONV"], counts["MEAN"], counts["TILE"]) == (6, 2, 14, 1)
+    assert "BROADCAST_TO" not in counts and "SHAPE" not in counts
+
+
+def test_broadcast_to_is_named_with_its_index():
+    def spread_aus(image, aus):
+        return tf.concat([image, tf.broadcast_to(tf.reshape(aus, [1, 1, 1, 17]), [1, 8, 8, 17])], axis=-1)
+
+    offenders = gpu_compatibility.unsupported_operators(_convert(spread_aus, IMAGE, AUS))
+    assert [(o.index, o.op_name) for o in offenders] == [(1, "BROADCAST_TO")]
+    assert "TILE" in offenders[0].reason
+
+
+def test_tiling_by_a_multiply_with_ones_is_refused_and_a_constant_tile_is_not():
+    def multiply_by_ones(image, aus):
+        return tf.concat([image, tf.reshape(aus, [1, 1, 1, 17]) * tf.ones([1, 8, 8, 17])], axis=-1)
+
+    def tile(image, aus):
+        return tf.concat([image, tf.tile(tf.reshape(aus, [1, 1, 1, 17]), [1, 8, 8, 1])], axis=-1)
+
+    offenders = gpu_compatibility.unsupported_operators(_convert(multiply_by_ones, IMAGE, AUS))
+    assert [o.op_name for o in offenders] == ["MUL"]
+    assert "broadcasts the run-time tensor" in offenders[0].reason
+    assert gpu_compatibility.unsupported_operators(_convert(tile, IMAGE, AUS)) == []
+
+
+def test_five_dimensional_tensors_are_refused():
+    def grouped_mean(image):
+        return tf.reduce_mean(tf.reshape(image, [1, 8, 8, 3, 1]) * 2.0, axis=[1, 2])
+
+    offenders = gpu_compatibility.unsupported_operators(_convert(grouped_mean, IMAGE))
+    assert offenders[0].op_name == "RESHAPE" and "5-D" in offenders[0].reason
+    assert {o.op_name for o in offenders} == {"RESHAPE", "MUL", "MEAN"}
+
+
+def test_keras_group_normalization_lowers_to_five_dimensions():
+    inputs = keras.Input([8, 8, 4], batch_size=1)
+    model = keras.Model(inputs, keras.layers.GroupNormalization(groups=-1)(inputs))
+    offenders = gpu_compatibility.unsupported_operators(
+        _convert(lambda x: model(x), tf.TensorSpec([1, 8, 8, 4], tf.float32)))
+    assert offenders and all("5-D" in o.reason for o in offenders)
+
+
+def test_a_dynamic_batch_brings_shape_and_pack():
+    def reshape_by_batch(image, aus):
+        aus = tf.reshape(aus, tf.stack([tf.shape(aus)[0], 1, 1, 17]))
+        return tf.concat([image, tf.tile(aus, [1, 8, 8, 1])], axis=-1)
+
+    dynamic = [tf.TensorSpec([None, 8, 8, 3], tf.float32), tf.TensorSpec([None, 17], tf.float32)]
+    offenders = gpu_compatibility.unsupported_operators(_convert(reshape_by_batch, *dynamic))
+    names = [o.op_name for o in offenders]
+    assert names[0] == "SHAPE" and "PACK" in names
+    assert "unknown at conversion" in offenders[-1].reason  # the concatenation of [-1, 8, 8, ...] tensors
+
+
+def test_topk_is_refused_although_tensorflows_analyzer_accepts_it():
+    offenders = gpu_compatibility.unsupported_operators(_convert(lambda aus: tf.math.top_k(aus, 3).values, AUS))
+    assert [(o.index, o.op_name) for o in offenders] == [(0, "TOPK_V2")]
+
+
+def test_require_gpu_compatible_lists_the_offenders(tmp_path):
+    path = tmp_path / "broadcast.tflite"
+    path.write_bytes(_convert(lambda aus: tf.broadcast_to(tf.reshape(aus, [1, 1, 1, 17]), [1, 4, 4, 17]), AUS))
+    expected = r"(?s)1 of 2 operators .*#1 BROADCAST_TO"
+    with pytest.raises(gpu_compatibility.GpuCompatibilityError, match=expected) as caught:
+        gpu_compatibility.require_gpu_compatible(path)
+    assert caught.value.operators[0].op_name == "BROADCAST_TO"
+
+
+def test_bad_inputs_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.tflite not found"):
+        gpu_compatibility.unsupported_operators(tmp_path / "missing.tflite")
+    with pytest.raises(ValueError, match="not a TFLite flatbuffer"):
+        gpu_compatibility.unsupported_operators(b"\x00" * 64)

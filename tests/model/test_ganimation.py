@@ -1,0 +1,147 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import PROJECT_ROOT, TINY_MODEL, random_batch
+from tf_ganimation.model import ganimation, networks, optimizers
+
+
+def _gan(config=TINY_MODEL, optimizer=lambda: optimizers.make_optimizer(1e-4, 0.5, 0.999)):
+    gan = ganimation.GANimation(networks.build_generator(config), networks.build_critic(config))
+    gan.compile(generator_optimizer=optimizer(), critic_optimizer=optimizer())
+    return gan
+
+
+def _weights(network):
+    return [w.numpy().copy() for w in network.trainable_variables]
+
+
+def _changed(before, after):
+    return any(np.abs(a - b).max() > 0 for a, b in zip(before, after))
+
+
+def test_one_train_step_makes_n_critic_critic_updates_and_one_generator_update():
+    gan = _gan()
+    batch = {k: tf.constant(v) for k, v in random_batch(2, 5, 32).items()}
+    logs = gan.train_step(batch)
+    assert int(gan.critic_optimizer.iterations) == 5
+    assert int(gan.generator_optimizer.iterations) == 1
+    expected = {"critic_loss", "wasserstein_distance", "gradient_penalty", "critic_aus_loss", "generator_loss",
+                "generator_adversarial_loss", "generator_aus_loss", "cycle_loss", "attention_mean_loss",
+                "attention_tv_loss", "attention_mean"}
+    assert set(logs) == expected
+    assert all(np.isfinite(float(value)) for value in logs.values())
+    assert 0.0 <= float(logs["attention_mean"]) <= 1.0
+
+
+def test_train_step_equals_its_updates_each_with_its_own_generator_pass():
+    # train_step shares the last sub-batch's edit between the last critic update and the generator
+    # update; the result must equal n_critic updates and one generator update made one by one.
+    batch = {k: tf.constant(v) for k, v in random_batch(2, 3, 32).items()}
+    shared, separate = _gan(), _gan()
+    for network in ("generator", "critic"):
+        getattr(separate, network).set_weights(getattr(shared, network).get_weights())
+    shared.train_step(batch)
+    real, real_aus, target = (batch[key] for key in ("real_image", "real_aus", "target_aus"))
+    for k in range(3):
+        separate._critic_update(real[:, k], real_aus[:, k], separate.edit(real[:, k], target[:, k])["fake_image"])
+    separate._generator_update(*separate._recorded_edit(real[:, -1], target[:, -1]),
+                               real[:, -1], real_aus[:, -1], target[:, -1])
+    for network in ("generator", "critic"):
+        for a, b in zip(_weights(getattr(shared, network)), _weights(getattr(separate, network))):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert _changed(_weights(_gan().generator), _weights(shared.generator))
+
+
+def test_critic_updates_leave_the_generator_alone_and_vice_versa():
+    gan = _gan()
+    batch = {k: tf.constant(v[:, 0]) for k, v in random_batch(2, 1, 32).items()}
+    generator_before, critic_before = _weights(gan.generator), _weights(gan.critic)
+    gan._critic_update(batch["real_image"], batch["real_aus"],
+                       gan.edit(batch["real_image"], batch["target_aus"])["fake_image"])
+    assert not _changed(generator_before, _weights(gan.generator))
+    critic_after = _weights(gan.critic)
+    assert _changed(critic_before, critic_after)
+    gan._generator_update(*gan._recorded_edit(batch["real_image"], batch["target_aus"]),
+                          batch["real_image"], batch["real_aus"], batch["target_aus"])
+    assert not _changed(critic_after, _weights(gan.critic))
+    assert _changed(generator_before, _weights(gan.generator))
+
+
+def test_fit_runs_on_a_dataset_and_calling_the_model_edits_images():
+    gan = _gan()
+    dataset = tf.data.Dataset.from_tensor_slices(random_batch(4, 5, 32)).batch(2, drop_remainder=True)
+    history = gan.fit(dataset, epochs=2, verbose=0, shuffle=False)
+    assert int(gan.generator_optimizer.iterations) == 4
+    assert np.isfinite(history.history["generator_loss"]).all()
+    fake = gan({"real_image": np.zeros((1, 32, 32, 3), np.float32), "target_aus": np.zeros((1, 17), np.float32)})
+    assert fake.shape == (1, 32, 32, 3)
+
+
+def test_learning_rate_is_constant_then_decays_linearly_to_zero():
+    schedule = optimizers.LinearDecaySchedule(1e-4, total_steps=30, decay_steps=10)
+    rates = [float(schedule(step)) for step in (0, 19, 20, 25, 30, 35)]
+    np.testing.assert_allclose(rates, [1e-4, 1e-4, 1e-4, 0.5e-4, 0.0, 0.0], atol=1e-12)
+    assert optimizers.LinearDecaySchedule.from_config(schedule.get_config()).total_steps == 30
+
+
+def test_mixed_float16_wraps_the_optimizer_in_loss_scaling():
+    assert isinstance(optimizers.make_optimizer(1e-4, 0.5, 0.999, "mixed_float16"), keras.optimizers.LossScaleOptimizer)
+    assert not isinstance(optimizers.make_optimizer(1e-4, 0.5, 0.999), keras.optimizers.LossScaleOptimizer)
+
+
+# Runs in a subprocess: logical devices must be configured before TensorFlow starts.
+_PARITY_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    sys.path.insert(0, "tests")
+    from conftest import TINY_MODEL, random_batch
+    from tf_ganimation.model import ganimation, networks
+
+    def run(strategy):
+        with strategy.scope():
+            keras.utils.set_random_seed(7)
+            gan = ganimation.GANimation(networks.build_generator(TINY_MODEL), networks.build_critic(TINY_MODEL))
+            gan.compile(generator_optimizer=keras.optimizers.SGD(1e-3), critic_optimizer=keras.optimizers.SGD(1e-3))
+        variables = gan.generator.weights + gan.critic.weights
+        initial = [w.numpy() for w in variables]
+        dataset = tf.data.Dataset.from_tensor_slices(random_batch(4, 5, 32)).batch(4, drop_remainder=True)
+        gan.fit(dataset, epochs=1, verbose=0)
+        updates = [w.numpy() - w0 for w, w0 in zip(variables, initial)]
+        return initial, updates, int(gan.critic_optimizer.iterations.numpy())
+
+    initial, single, single_steps = run(tf.distribute.OneDeviceStrategy("/cpu:0"))
+    initial_2, mirrored, mirrored_steps = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    weight_errors = [float(np.abs(a - b).max() / np.abs(w).max())
+                     for w, a, b in zip(initial, single, mirrored) if np.abs(w).max() > 0]
+    # Updates too: a doubled step would hide inside weights that barely move. Their float32 precision is
+    # that of a difference of weights (~1e-7 * |w| / |update|), so the bound is looser.
+    update_errors = [float(np.abs(a - b).max() / np.abs(a).max()) for a, b in zip(single, mirrored)
+                     if np.abs(a).max() > 0]
+    print(json.dumps({"weight_relative_error": max(weight_errors), "update_relative_error": max(update_errors),
+                      "steps": [single_steps, mirrored_steps],
+                      "same_initial_weights": all(np.array_equal(a, b) for a, b in zip(initial, initial_2)),
+                      "variables_compared": len(update_errors)}))
+""")
+
+
+@pytest.mark.slow
+def test_two_replicas_match_one_device():
+    result = subprocess.run([sys.executable, "-c", _PARITY_SCRIPT], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["steps"] == [5, 5]
+    assert report["same_initial_weights"] and report["variables_compared"] >= 20
+    assert report["weight_relative_error"] < 1e-5, report
+    assert report["update_relative_error"] < 1e-2, report

@@ -1,0 +1,418 @@
+"""TensorFlow Lite export of the generator for phones and edge GPUs, with a verified parity.
+
+    result = tflite.convert_saved_model("models/ganimation/1", "ganimation_fp16.tflite")   # or:
+    result = tflite.convert_generator(generator, 128, "ganimation_fp16.tflite", ConversionConfig("float16"))
+    result.max_abs_error, result.model_path, result.metadata_path
+
+writes the .tflite model and, next to it, `<name>.json` (AU order, input and output names, shapes,
+dtypes and ranges, quantization mode, the parity error measured). The model has one signature,
+`edit`, with the SavedModel's `edit` interface (export.py):
+
+    inputs   images float32 [B, S, S, 3] in [0, 1], aus float32 [B, 17] in [0, 1] (action_units.AU_NAMES order)
+    outputs  images float32 [B, S, S, 3] in [0, 1] (the edited faces), attention float32 [B, S, S, 1] in
+             [0, 1] (1 keeps the input pixel), color float32 [B, S, S, 3] in [0, 1]
+
+with a fixed batch B (1 by default): the GPU delegate needs static shapes. litert.TFLiteGenerator runs
+it from Python like the SavedModel, at any batch.
+
+Conversion fails, writing nothing, when
+- an operator would fall back to the CPU under the GPU delegate (gpu_compatibility.py), unless
+  `allow_cpu_fallback`;
+- the .tflite, run with LiteRT on fixed random inputs, differs from the source (the SavedModel's `edit`
+  or the Keras generator) by more than PARITY_TOLERANCES on the [0, 1] scale.
+
+Quantization modes: `none` (float32 weights and arithmetic), `float16` (float16 weights: half the size,
+the default for GPUs; the CPU dequantizes them to float32, the GPU delegate reads them directly and
+computes in float16 when its options allow precision loss), `dynamic_range` (int8 weights, a quarter of
+the size; lossy, see the Notes).
+
+Notes: parity runs on the CPU (LiteRT with XNNPACK), so a float16 model's error is that of its float16
+weights; float16 arithmetic on a GPU adds its own and is not measured here (no GPU on our machines).
+dynamic_range quantizes weights to int8 per channel and activations on the fly; on random paper-size
+weights it changed output pixels by up to 0.1 to 0.25 on the [0, 1] scale (visible; 0.096 with seed 0,
+benchmark_tflite.py), so it is checked
+only against a loose bound (0.5, which catches a broken model, not a degraded one) and always logs a
+warning. Use float16 for GPUs and none (float32) for exact CPU results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import statistics
+import tempfile
+import time
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tf_ganimation.core import action_units
+from tf_ganimation.export import gpu_compatibility, litert
+from tf_ganimation.model import networks
+from tf_ganimation.runs import run_folder
+from tf_ganimation.core.config import ModelConfig
+
+QUANTIZATIONS = ("none", "float16", "dynamic_range")
+# Max abs error allowed between the .tflite and its source, on the [0, 1] image scale.
+PARITY_TOLERANCES = {"none": 1e-4, "float16": 1e-2, "dynamic_range": 0.5}
+SIGNATURE_KEY = "edit"
+INPUT_DESCRIPTIONS = {
+    "images": ("[0, 1]", "face crops, RGB"),
+    "aus": ("[0, 1]", "target action unit intensities (OpenFace intensity / 5), in action_units order"),
+}
+OUTPUT_DESCRIPTIONS = {
+    "images": ("[0, 1]", "edited faces: attention * images + (1 - attention) * color (paper Eq. 1)"),
+    "attention": ("[0, 1]", "attention mask A; 1 keeps the input pixel"),
+    "color": ("[0, 1]", "colour map C"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionConfig:
+    """How a generator becomes a .tflite model.
+
+    Attributes:
+        quantization: one of QUANTIZATIONS; float16 (the default) for GPU delegates.
+        batch_size: the model's fixed batch, >= 1.
+        allow_cpu_fallback: write the model even if some operators would run on the CPU.
+        parity_examples: random (image, AUs) pairs the parity check runs, >= 1.
+        seed: seed of those inputs.
+    """
+
+    quantization: str = "float16"
+    batch_size: int = 1
+    allow_cpu_fallback: bool = False
+    parity_examples: int = 4
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization={self.quantization!r} is invalid: expected one of {QUANTIZATIONS}")
+        for name in ("batch_size", "parity_examples"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionResult:
+    """What a conversion wrote and measured.
+
+    Attributes:
+        model_path: the .tflite file.
+        metadata_path: the `<name>.json` next to it (its content is `metadata`).
+        size_bytes: size of the .tflite file.
+        max_abs_error: {"images", "attention", "color"} -> max abs difference from the source, [0, 1] scale.
+        tolerance: the bound those errors were checked against.
+        unsupported_operators: the operators that would fall back to the CPU (empty unless allowed).
+        metadata: the JSON written next to the model.
+    """
+
+    model_path: pathlib.Path
+    metadata_path: pathlib.Path
+    size_bytes: int
+    max_abs_error: dict
+    tolerance: float
+    unsupported_operators: tuple
+    metadata: dict
+
+
+class ParityError(ValueError):
+    """The converted model's outputs differ from its source's by more than the tolerance."""
+
+
+# === Functions to convert ===
+
+def edit_function(generator: networks.Generator, image_size: int, batch_size: int | None = 1):
+    """The SavedModel's `edit` computation around a Keras generator, as a tf.function.
+
+    Args:
+        generator: a built networks.Generator.
+        image_size: S, the side of the square images.
+        batch_size: the fixed batch of the input signature; None for any batch.
+
+    Returns:
+        A tf.function (images float32 [B, S, S, 3] in [0, 1], aus float32 [B, num_aus] in [0, 1]) ->
+        {"images" [B, S, S, 3] in [0, 1], "attention" [B, S, S, 1] in [0, 1], "color" [B, S, S, 3] in [0, 1]},
+        with no validation ops (they would not convert to GPU operators).
+    """
+    signature = [tf.TensorSpec([batch_size, image_size, image_size, 3], tf.float32, name="images"),
+                 tf.TensorSpec([batch_size, generator.num_aus], tf.float32, name="aus")]
+
+    @tf.function(input_signature=signature)
+    def edit(images, aus):
+        return networks.edit_unit_range(generator, images, aus)
+
+    return edit
+
+
+def load_saved_model_edit(saved_model_dir: os.PathLike | str):
+    """A SavedModel from export.py and its `edit` function's sizes.
+
+    Returns:
+        (loaded SavedModel, image_size, num_aus); `loaded.edit` takes any batch.
+
+    Raises:
+        FileNotFoundError: no SavedModel in `saved_model_dir`.
+        ValueError: the SavedModel has no `edit` function with the images/aus signature.
+    """
+    path = pathlib.Path(saved_model_dir)
+    if not (path / "saved_model.pb").is_file():
+        raise FileNotFoundError(f"{path / 'saved_model.pb'} not found: --saved_model must be a version folder "
+                                "written by export.py (<base>/<version>/)")
+    loaded = tf.saved_model.load(str(path))
+    edit = getattr(loaded, "edit", None)
+    specs = _input_specs(edit)
+    if specs is None:
+        raise ValueError(f"the SavedModel in {path} has no `edit(images, aus)` function with a fixed input signature; "
+                         "export it with tf_ganimation.export.export_generator")
+    image_spec, aus_spec = specs
+    image_size = image_spec.shape[1]
+    if image_spec.shape.rank != 4 or image_size is None or aus_spec.shape.rank != 2 or aus_spec.shape[1] is None:
+        raise ValueError(f"the `edit` function of {path} takes images {image_spec.shape} and aus {aus_spec.shape}; "
+                         "expected [None, S, S, 3] and [None, 17] with S known")
+    return loaded, int(image_size), int(aus_spec.shape[1])
+
+
+def _input_specs(function):
+    if function is None:
+        return None
+    signature = getattr(function, "input_signature", None)
+    if signature is None and getattr(function, "concrete_functions", None):
+        signature = function.concrete_functions[0].structured_input_signature[0]
+    return tuple(signature) if signature is not None and len(signature) == 2 else None
+
+
+def fixed_batch_function(function: Callable, image_size: int, num_aus: int, batch_size: int):
+    """`function(images, aus)` (e.g. a SavedModel's `edit`) re-traced at a fixed batch, for conversion."""
+    signature = [tf.TensorSpec([batch_size, image_size, image_size, 3], tf.float32, name="images"),
+                 tf.TensorSpec([batch_size, num_aus], tf.float32, name="aus")]
+
+    @tf.function(input_signature=signature)
+    def edit(images, aus):
+        outputs = function(images, aus)
+        return {name: outputs[name] for name in litert.OUTPUT_NAMES}
+
+    return edit
+
+
+def convert_function(function, quantization: str) -> bytes:
+    """Converts a fixed-shape tf.function (images, aus) -> {images, attention, color} to .tflite bytes.
+
+    The function goes through a temporary SavedModel so that the .tflite keeps a signature (`edit`) with the
+    named inputs and outputs.
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization={quantization!r} is invalid: expected one of {QUANTIZATIONS}")
+    concrete = function.get_concrete_function()
+    module = tf.Module()
+    # The variables the function reads, and not the Keras model owning them: saving a Keras model adds a
+    # one-argument `serving_default` that cannot call the two-input generator.
+    module.captured_variables = list(concrete.variables)
+    with tempfile.TemporaryDirectory(prefix="tflite_conversion_") as temporary:
+        tf.saved_model.save(module, temporary, signatures={SIGNATURE_KEY: concrete})
+        converter = tf.lite.TFLiteConverter.from_saved_model(temporary, signature_keys=[SIGNATURE_KEY])
+        if quantization in ("float16", "dynamic_range"):
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        return converter.convert()
+
+
+# === Conversion with its checks ===
+
+def convert_generator(generator: networks.Generator, image_size: int, out_path: os.PathLike | str,
+                      config: ConversionConfig = ConversionConfig(),
+                      source: str = "Keras generator") -> ConversionResult:
+    """Converts a Keras generator; parity is measured against `edit_function(generator)`.
+
+    Args:
+        generator: a built networks.Generator.
+        image_size: S, the side of the square images the model takes (a multiple of 4).
+        out_path: the .tflite file to write; `<name>.json` goes next to it.
+        config: quantization, batch and checks.
+        source: how the metadata names the model's origin.
+
+    Raises:
+        gpu_compatibility.GpuCompatibilityError: operators would fall back to the CPU (and not allowed).
+        ParityError: the model's outputs differ from the generator's by more than the tolerance.
+    """
+    if not isinstance(image_size, int) or image_size < 4 or image_size % 4:
+        raise ValueError(f"image_size={image_size!r} is invalid: expected a positive multiple of 4")
+    function = edit_function(generator, image_size, config.batch_size)
+    reference = edit_function(generator, image_size, batch_size=None)
+    return _convert_and_check(function, reference, out_path, config, source)
+
+
+def convert_saved_model(saved_model_dir: os.PathLike | str, out_path: os.PathLike | str,
+                        config: ConversionConfig = ConversionConfig()) -> ConversionResult:
+    """Converts the `edit` function of a SavedModel written by export.py; parity is measured against it."""
+    loaded, image_size, num_aus = load_saved_model_edit(saved_model_dir)
+    function = fixed_batch_function(loaded.edit, image_size, num_aus, config.batch_size)
+    return _convert_and_check(function, loaded.edit, out_path, config,
+                              f"SavedModel {saved_model_dir} (edit)")
+
+
+def convert_workdir(run_dir: os.PathLike | str, out_path: os.PathLike | str,
+                    config: ConversionConfig = ConversionConfig()) -> ConversionResult:
+    """Converts the trained generator of a training run's folder (workdir.load_generator)."""
+    generator, run_config = run_folder.load_generator(run_dir)
+    return convert_generator(generator, run_config.model.image_size, out_path, config,
+                             source=f"training run {run_dir} ({run_folder.GENERATOR_WEIGHTS})")
+
+
+def _convert_and_check(function, reference, out_path, config: ConversionConfig,
+                       source: str) -> ConversionResult:
+    out_path = pathlib.Path(out_path)
+    if out_path.suffix != ".tflite":
+        raise ValueError(f"{out_path}: the model file's name must end in .tflite")
+    if out_path.exists() and out_path.is_dir():
+        raise ValueError(f"{out_path} is a folder; expected a .tflite file name")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    content = convert_function(function, config.quantization)
+
+    offenders = gpu_compatibility.unsupported_operators(content)
+    if offenders and not config.allow_cpu_fallback:
+        total = sum(gpu_compatibility.operator_counts(content).values())
+        raise gpu_compatibility.GpuCompatibilityError(
+            offenders, total, f"the model from {source} (nothing was written; allow_cpu_fallback, "
+            "--allow_cpu_fallback, writes it anyway)")
+    for operator in offenders:
+        logging.warning("GPU delegate: operator %s would run on the CPU", operator)
+
+    temporary = out_path.with_name(f".{out_path.name}.tmp")
+    temporary.write_bytes(content)
+    try:
+        max_abs_error = measure_parity(temporary, reference, config)
+        tolerance = PARITY_TOLERANCES[config.quantization]
+        worst = max(max_abs_error.values())
+        if not worst <= tolerance:  # also catches NaN
+            raise ParityError(
+                f"the {config.quantization} model differs from {source} by up to {worst:.3g} on the [0, 1] scale "
+                f"({_format_errors(max_abs_error)}), above the tolerance {tolerance:g}; nothing was written")
+        os.replace(temporary, out_path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    if config.quantization == "dynamic_range":
+        logging.warning("dynamic_range quantization is lossy: output pixels differ by up to %.3g on the [0, 1] "
+                        "scale; use float16 for GPUs or none for exact results", max(max_abs_error.values()))
+
+    metadata = model_metadata(out_path, config, source, max_abs_error, tolerance, content, offenders)
+    metadata_path = out_path.with_suffix(".json")
+    run_folder.atomic_write_text(metadata_path, json.dumps(metadata, indent=2) + "\n")
+    return ConversionResult(out_path, metadata_path, out_path.stat().st_size, max_abs_error, tolerance,
+                            tuple(offenders), metadata)
+
+
+def _format_errors(errors: dict) -> str:
+    return ", ".join(f"{name} {value:.3g}" for name, value in errors.items())
+
+
+# === Parity and metadata ===
+
+def parity_inputs(count: int, image_size: int, num_aus: int = action_units.NUM_AUS, seed: int = 0):
+    """Fixed random inputs: images float32 [count, S, S, 3] and aus float32 [count, num_aus], both in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0.0, 1.0, (count, image_size, image_size, 3)).astype(np.float32)
+    aus = rng.uniform(0.0, 1.0, (count, num_aus)).astype(np.float32)
+    return images, aus
+
+
+def measure_parity(model_path: os.PathLike | str, reference: Callable, config: ConversionConfig) -> dict:
+    """Max abs difference per output between the .tflite (run with LiteRT) and `reference`, [0, 1] scale.
+
+    The inputs are `parity_inputs(config.parity_examples, ...)`; with more examples than the model's batch,
+    this also exercises TFLiteGenerator's slicing.
+    """
+    model = litert.TFLiteGenerator(model_path)
+    images, aus = parity_inputs(config.parity_examples, model.image_size, model.num_aus, config.seed)
+    converted = model(images, aus)
+    expected = reference(tf.constant(images), tf.constant(aus))
+    return {name: float(np.max(np.abs(converted[name] - np.asarray(expected[name]))))
+            for name in litert.OUTPUT_NAMES}
+
+
+def model_metadata(model_path: pathlib.Path, config: ConversionConfig, source: str, max_abs_error: dict,
+                   tolerance: float, content: bytes, offenders) -> dict:
+    """The `<name>.json` written next to a model: what a client needs to feed it and read it."""
+    model = litert.TFLiteGenerator(model_path)
+
+    def tensor(name, details, descriptions):
+        value_range, description = descriptions[name]
+        return {"name": name, "shape": [int(d) for d in details["shape"]], "dtype": np.dtype(details["dtype"]).name,
+                "range": value_range, "description": description}
+
+    return {
+        "model_file": model_path.name,
+        "format": "TensorFlow Lite flatbuffer (run with LiteRT: ai_edge_litert)",
+        "signature_key": model.signature_key,
+        "quantization": config.quantization,
+        "batch_size": model.batch_size,
+        "image_size": model.image_size,
+        "action_units": list(action_units.AU_NAMES),
+        "inputs": [tensor(name, model.input_details[name], INPUT_DESCRIPTIONS) for name in litert.INPUT_NAMES],
+        "outputs": [tensor(name, model.output_details[name], OUTPUT_DESCRIPTIONS) for name in litert.OUTPUT_NAMES],
+        "source": source,
+        "parity": {"max_abs_error": max_abs_error, "tolerance": tolerance, "scale": "[0, 1]",
+                   "examples": config.parity_examples, "seed": config.seed, "runtime": "LiteRT CPU (XNNPACK)"},
+        "gpu_delegate": {"runs_whole_graph": not offenders,
+                         "unsupported_operators": [dataclasses.asdict(operator) for operator in offenders],
+                         "operator_counts": gpu_compatibility.operator_counts(content)},
+        "size_bytes": model_path.stat().st_size,
+        "tensorflow_version": tf.__version__,
+        "lossy": config.quantization == "dynamic_range",
+    }
+
+
+# === Benchmark ===
+
+def latency_ms(function: Callable[[], object], runs: int = 20, warmup: int = 3) -> dict:
+    """Wall time of `function()` over `runs` calls after `warmup` calls: {"median_ms", "min_ms"}.
+
+    The minimum is reported too because it is the figure least disturbed by other processes on the machine.
+    """
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs={runs} and warmup={warmup}: expected runs >= 1 and warmup >= 0")
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return {"median_ms": statistics.median(times), "min_ms": min(times)}
+
+
+def benchmark(model_config: ModelConfig, out_dir: os.PathLike | str, quantizations=QUANTIZATIONS,
+              num_threads: int = 2, runs: int = 20, warmup: int = 3, seed: int = 0) -> list[dict]:
+    """File size, parity and CPU latency at batch 1 of each quantization, against the Keras function.
+
+    Builds a generator of `model_config`'s sizes with random weights (seeded), converts it once per mode
+    into `out_dir`, and times one image through LiteRT (default XNNPACK delegate, `num_threads`) and
+    through the `edit` tf.function the SavedModel exports.
+
+    Returns:
+        One row per source: {"name", "size_mb", "max_abs_error", "median_ms", "min_ms"}; the first is the
+        Keras function's.
+    """
+    keras.utils.set_random_seed(seed)
+    generator = networks.build_generator(model_config)
+    size = model_config.image_size
+    images, aus = parity_inputs(1, size, model_config.num_aus, seed)
+    function = edit_function(generator, size, batch_size=1)
+    rows = [{"name": "keras tf.function (SavedModel edit)", "size_mb": None, "max_abs_error": 0.0,
+             **latency_ms(lambda: function(images, aus)["images"].numpy(), runs, warmup)}]
+    out_dir = pathlib.Path(out_dir)
+    for quantization in quantizations:
+        result = convert_generator(generator, size, out_dir / f"benchmark_{quantization}.tflite",
+                                   ConversionConfig(quantization=quantization, seed=seed))
+        model = litert.TFLiteGenerator(result.model_path, num_threads=num_threads)
+        rows.append({"name": f"tflite {quantization}", "size_mb": result.size_bytes / 1e6,
+                     "max_abs_error": max(result.max_abs_error.values()),
+                     **latency_ms(lambda: model(images, aus), runs, warmup)})
+    return rows

@@ -1,0 +1,1 @@
+"""Faces in photos: MTCNN detection, eye-level alignment into model-sized crops, and paste-back."""

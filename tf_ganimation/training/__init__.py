@@ -1,0 +1,1 @@
+"""`train(config, workdir)`: distribution, the step loop, checkpoints, monitoring and faults."""
