@@ -15,9 +15,9 @@ import json
 
 from absl import flags
 
+from tf_ganimation import cli
 from tf_ganimation.core import action_units
 from tf_ganimation.editing import photo_editor
-from tf_ganimation import cli
 from tf_ganimation.faces import detection
 
 flags.DEFINE_string("model", None, "A training run folder, a SavedModel version folder or a .tflite file.")

@@ -19,9 +19,9 @@ import tensorflow as tf
 from absl import flags
 
 from tf_ganimation import cli
-from tf_ganimation.model import ganimation, networks, optimizers
-from tf_ganimation.export import tflite
 from tf_ganimation.core.config import ModelConfig
+from tf_ganimation.export import tflite
+from tf_ganimation.model import ganimation, networks, optimizers
 
 flags.DEFINE_integer("image_size", 128, "Image side in pixels.")
 flags.DEFINE_integer("batch_size", 25, "Batch of one critic update.")

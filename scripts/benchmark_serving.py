@@ -29,9 +29,9 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from serving.client import GrpcClient, RestClient  # noqa: E402
 from tf_ganimation.core import action_units  # noqa: E402
+from tf_ganimation.core.config import ModelConfig  # noqa: E402
 from tf_ganimation.export import saved_model
 from tf_ganimation.model import networks
-from tf_ganimation.core.config import ModelConfig  # noqa: E402
 
 flags.DEFINE_integer("image_size", 128, "Image side in pixels.")
 flags.DEFINE_integer("filters", 64, "Generator filters (64: the paper's).")

@@ -16,7 +16,6 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
-
 from tf_ganimation.core import action_units
 from tf_ganimation.synthetic import renderer, synthetic_dataset
 

@@ -14,8 +14,8 @@ import tensorflow as tf
 from absl import flags
 
 from tf_ganimation import cli
-from tf_ganimation.export import tflite
 from tf_ganimation.core.config import ModelConfig
+from tf_ganimation.export import tflite
 
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 128, "Image side in pixels (paper: 128).")
 _FILTERS = flags.DEFINE_integer("filters", 64, "Generator filters (paper: 64).")

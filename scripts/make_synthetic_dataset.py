@@ -9,7 +9,6 @@ import sys
 
 from absl import app, flags
 
-
 from tf_ganimation.synthetic import synthetic_dataset
 
 _OUT = flags.DEFINE_string("out", None, "Dataset folder to write (created if missing).")

@@ -26,8 +26,8 @@ import os
 from absl import flags
 
 from tf_ganimation import cli
-from tf_ganimation.data import inventory, prepare, tfrecords
 from tf_ganimation.core.config import DataConfig
+from tf_ganimation.data import inventory, prepare, tfrecords
 
 flags.DEFINE_string("photos", None, "Step 1: a folder of photos (JPEG, PNG, WebP) to crop faces from.")
 flags.DEFINE_string("openface_csv", None, "Step 1: OpenFace CSVs, one per photo, named after it (abc.jpg -> "

@@ -34,7 +34,9 @@ def main(argv):
         return
     workdir = flags.require_workdir()
     if FLAGS.synthetic_images and not os.path.isdir(config.data.data_dir):
-        from tf_ganimation.synthetic import synthetic_dataset  # only the quick start needs the renderer
+        from tf_ganimation.synthetic import (
+            synthetic_dataset,  # only the quick start needs the renderer
+        )
 
         print(f"Rendering {FLAGS.synthetic_images} synthetic faces into {config.data.data_dir} ...", file=sys.stderr)
         synthetic_dataset.make_dataset(config.data.data_dir, FLAGS.synthetic_images, config.data.image_size, seed=config.data.seed)

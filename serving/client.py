@@ -160,7 +160,10 @@ class GrpcClient(ServingClient):
                  timeout_s: float = 30.0, retries: int = 3, backoff_s: float = 0.5,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
         super().__init__(model_name, version, timeout_s, retries, backoff_s)
-        from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc  # noqa: PLC0415
+        from tensorflow_serving.apis import (  # noqa: PLC0415
+            model_service_pb2_grpc,
+            prediction_service_pb2_grpc,
+        )
 
         self.target = target
         self._channel = grpc.insecure_channel(target, options=[

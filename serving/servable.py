@@ -83,7 +83,9 @@ class Servable:
         Raises:
             ServingError: a warmup request failed (TF Serving fails the load then too).
         """
-        from tensorflow_serving.apis import prediction_log_pb2  # noqa: PLC0415 (heavy, only when loading)
+        from tensorflow_serving.apis import (
+            prediction_log_pb2,  # noqa: PLC0415 (heavy, only when loading)
+        )
 
         path = self.path / WARMUP_FILE
         if not path.is_file():

@@ -56,8 +56,8 @@ def tiny_gan(seed: int = 1, n_critic: int = 2):
     """A seeded GANimation of TINY_MODEL's sizes with both optimizers, as trainer.build_gan makes it."""
     import keras
 
-    from tf_ganimation.training import trainer
     from tf_ganimation.core.config import Config
+    from tf_ganimation.training import trainer
 
     keras.utils.set_random_seed(seed)
     config = Config(model=TINY_MODEL, data=DataConfig(image_size=32, n_critic=n_critic))

@@ -3,8 +3,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import PROJECT_ROOT
+
 from tf_ganimation import flags
 from tf_ganimation.core.config import Config
 

@@ -7,12 +7,11 @@ import pickle
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import config_for, half_image, make_ganimation_dir, raw_aus_of
 from PIL import Image
 
-from conftest import config_for, half_image, make_ganimation_dir, raw_aus_of
 from tf_ganimation.core import action_units
 from tf_ganimation.data import annotations, inventory, pipeline
-
 
 # === Layouts ===
 

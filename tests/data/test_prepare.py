@@ -10,14 +10,13 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import PHOTOS_DIR, PROJECT_ROOT
 from PIL import Image
 
 from tf_ganimation.core import action_units, image_files
+from tf_ganimation.core.config import DataConfig
 from tf_ganimation.data import annotations, inventory, layout, pipeline, prepare
 from tf_ganimation.faces import detection
-from tf_ganimation.core.config import DataConfig
-
-from conftest import PHOTOS_DIR, PROJECT_ROOT
 
 SIZE = 32
 SHARED = ("astronaut.png", "chelsea.png", "coffee.png")
@@ -88,7 +87,9 @@ def test_crops_are_the_editors_crops(tmp_path, photo_folders, detector):
     np.testing.assert_allclose(recorded.center, transform.center, atol=0.01)
     assert (recorded.angle, recorded.scale, recorded.size) == pytest.approx(
         (transform.angle, transform.scale, SIZE), abs=1e-3)
-    from tf_ganimation.editing import photo_editor  # the editor's crop of the same photo, from its own detection
+    from tf_ganimation.editing import (
+        photo_editor,  # the editor's crop of the same photo, from its own detection
+    )
 
     class SizeOnly:
         image_size = SIZE

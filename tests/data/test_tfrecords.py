@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tf_ganimation.data import annotations, inventory, pipeline, tfrecords
 from tf_ganimation.core.config import DataConfig
+from tf_ganimation.data import annotations, inventory, pipeline, tfrecords
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -9,16 +9,17 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import PHOTOS_DIR, PROJECT_ROOT
+from conftest import TINY_MODEL as TINY
 from PIL import Image
 
 from tf_ganimation.core import action_units, image_files
-from tf_ganimation.editing import photo_editor
-from tf_ganimation.faces import detection
-from tf_ganimation.model import networks
-from tf_ganimation.runs import run_folder
 from tf_ganimation.core.config import Config, DataConfig
-
-from conftest import PHOTOS_DIR, PROJECT_ROOT, TINY_MODEL as TINY
+from tf_ganimation.editing import photo_editor
+from tf_ganimation.export import backends
+from tf_ganimation.faces import detection
+from tf_ganimation.model import edit_model, networks
+from tf_ganimation.runs import run_folder
 
 SIZE = TINY.image_size  # 32 px, 8 filters, 1 residual block
 ASTRONAUT_BOX = (182, 64, 83, 107)  # detection.py's measurement (x, y, width, height)
@@ -43,7 +44,7 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(run_dir):
-    return photo_editor.load_model(run_dir)
+    return backends.load_edit_model(run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def random_inputs(rng, count):
             rng.uniform(0, 1, [count, 17]).astype(np.float32))
 
 
-class FakeModel(photo_editor.EditModel):
+class FakeModel(edit_model.EditModel):
     """A model with chosen outputs: attention and colour constants, or "images" that encode the AUs."""
 
     kind, source = "fake", "<fake>"
@@ -93,7 +94,7 @@ class FakeModel(photo_editor.EditModel):
 
 
 def test_load_model_from_a_run_folder(model):
-    assert isinstance(model, photo_editor.KerasEditModel) and model.kind == "workdir" and model.image_size == SIZE
+    assert isinstance(model, edit_model.KerasEditModel) and model.kind == "workdir" and model.image_size == SIZE
     images, aus = random_inputs(np.random.default_rng(0), 3)
     outputs = model(images, aus)
     assert outputs["images"].shape == (3, SIZE, SIZE, 3) and outputs["attention"].shape == (3, SIZE, SIZE, 1)
@@ -105,7 +106,7 @@ def test_load_model_from_a_run_folder(model):
 
 
 def test_model_batches_give_the_same_results(model):
-    model_in_slices = photo_editor.KerasEditModel(model.generator, SIZE)
+    model_in_slices = edit_model.KerasEditModel(model.generator, SIZE)
     model_in_slices.batch_size = 2
     rng = np.random.default_rng(1)
     images, aus = random_inputs(rng, 5)
@@ -114,19 +115,19 @@ def test_model_batches_give_the_same_results(model):
 
 def test_load_model_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist.*training run folder.*SavedModel.*tflite"):
-        photo_editor.load_model(tmp_path / "absent")
+        backends.load_edit_model(tmp_path / "absent")
     (tmp_path / "weights.h5").write_bytes(b"x")
     with pytest.raises(ValueError, match="not a .tflite model"):
-        photo_editor.load_model(tmp_path / "weights.h5")
+        backends.load_edit_model(tmp_path / "weights.h5")
     with pytest.raises(ValueError, match="no config.json, no saved_model.pb and no version folder"):
-        photo_editor.load_model(tmp_path)
+        backends.load_edit_model(tmp_path)
 
 
 def test_critic_estimates_start_aus_and_its_absence_means_neutral(run_dir, editor, astronaut_crops):
     start, source = editor.start_aus(astronaut_crops)
     assert start.shape == (1, 17) and start.dtype == np.float32 and source == "estimated by the critic"
     assert start.min() >= 0.0 and start.max() <= 1.0
-    without = photo_editor.Editor(photo_editor.load_model(run_dir, with_critic=False), detector=editor.detector)
+    without = photo_editor.Editor(backends.load_edit_model(run_dir, with_critic=False), detector=editor.detector)
     start, source = without.start_aus(astronaut_crops)
     np.testing.assert_array_equal(start, np.zeros([1, 17]))
     assert source.startswith("neutral")
@@ -139,7 +140,7 @@ def test_saved_model_export(model, tmp_path):
     images, aus = random_inputs(rng, 3)
     expected = model(images, aus)
     for path in (version, tmp_path / "export"):  # the version folder, or its base (highest version)
-        loaded = photo_editor.load_model(path)
+        loaded = backends.load_edit_model(path)
         assert loaded.kind == "saved_model" and loaded.image_size == SIZE and loaded.estimate_aus(images) is None
         for key, value in loaded(images, aus).items():
             np.testing.assert_allclose(value, expected[key], atol=1e-5)
@@ -149,7 +150,7 @@ def test_tflite_model(model, tmp_path):
     from tf_ganimation.export import tflite
     path = tmp_path / "tiny.tflite"
     tflite.convert_generator(model.generator, SIZE, path, tflite.ConversionConfig("none"))
-    loaded = photo_editor.load_model(path)
+    loaded = backends.load_edit_model(path)
     assert loaded.kind == "tflite" and loaded.image_size == SIZE
     rng = np.random.default_rng(3)
     images, aus = random_inputs(rng, 3)

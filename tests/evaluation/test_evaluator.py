@@ -4,17 +4,17 @@ import os
 
 import numpy as np
 import pytest
+from conftest import TINY_MODEL
 from PIL import Image
 
-from conftest import TINY_MODEL
 from tf_ganimation.core import action_units
+from tf_ganimation.core.config import Config, DataConfig
 from tf_ganimation.data import pipeline
-from tf_ganimation.training import checkpoints, trainer
 from tf_ganimation.evaluation import evaluator
 from tf_ganimation.model import networks
-from tf_ganimation.synthetic import renderer, synthetic_dataset
 from tf_ganimation.runs import run_folder
-from tf_ganimation.core.config import Config, DataConfig
+from tf_ganimation.synthetic import renderer, synthetic_dataset
+from tf_ganimation.training import checkpoints, trainer
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 import keras
 import pytest
 import tensorflow as tf
-
 from conftest import TINY_MODEL
+
 from tf_ganimation.export import gpu_compatibility, tflite
 from tf_ganimation.model import networks
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import tiny_generator
+
 from tf_ganimation.export import litert, tflite
 
 

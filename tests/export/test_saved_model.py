@@ -10,14 +10,14 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import PROJECT_ROOT, TINY_MODEL, tiny_generator
 from PIL import Image
 
-from conftest import PROJECT_ROOT, TINY_MODEL, tiny_generator
 from tf_ganimation.core import action_units
+from tf_ganimation.core.config import Config, DataConfig, ModelConfig
 from tf_ganimation.export import saved_model
 from tf_ganimation.model import networks
 from tf_ganimation.runs import run_folder
-from tf_ganimation.core.config import Config, DataConfig, ModelConfig
 
 SIZE = 32
 

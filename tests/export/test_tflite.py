@@ -6,13 +6,13 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import PROJECT_ROOT, TINY_MODEL, tiny_generator
 from tensorflow.lite.python import schema_py_generated as schema
 
-from conftest import PROJECT_ROOT, TINY_MODEL, tiny_generator
 from tf_ganimation.core import action_units
+from tf_ganimation.core.config import Config, DataConfig
 from tf_ganimation.export import gpu_compatibility, litert, saved_model, tflite
 from tf_ganimation.runs import run_folder
-from tf_ganimation.core.config import Config, DataConfig
 
 
 @pytest.fixture(scope="module")

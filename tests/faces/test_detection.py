@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tf_ganimation.faces import detection
 from tf_ganimation.core import image_files
+from tf_ganimation.faces import detection
 
 PHOTOS_DIR = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "photos"
 ASTRONAUT_BOX = (182, 64, 83, 107)  # measured with mtcnn 1.0 on this photo (x, y, width, height)

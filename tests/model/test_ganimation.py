@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import PROJECT_ROOT, TINY_MODEL, random_batch
+
 from tf_ganimation.model import ganimation, networks, optimizers
 
 

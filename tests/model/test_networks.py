@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_ganimation.model import networks
 from tf_ganimation.core.config import ModelConfig
+from tf_ganimation.model import networks
 
 
 def _inputs(batch, size, seed=0):
@@ -106,18 +106,6 @@ def test_initialisation_is_the_authors():
     gamma, beta = generator.encoder[1].get_weights()
     np.testing.assert_array_equal(gamma, 1.0)
     np.testing.assert_array_equal(beta, 0.0)
-
-
-def test_edit_unit_range_is_compose_on_the_unit_scale(tiny_model_config):
-    generator = networks.build_generator(tiny_model_config)
-    images = np.random.default_rng(5).uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
-    aus = np.full((2, 17), 0.5, np.float32)
-    edited = networks.edit_unit_range(generator, images, aus)
-    raw = generator(images * 2 - 1, aus)
-    expected = (networks.compose(images * 2 - 1, raw["color"], raw["attention"]) + 1) / 2
-    np.testing.assert_allclose(edited["images"], expected, atol=1e-6)
-    np.testing.assert_allclose(edited["color"], (raw["color"] + 1) / 2, atol=1e-6)
-    assert 0 <= edited["images"].numpy().min() and edited["images"].numpy().max() <= 1
 
 
 def test_critic_matrix_product_path_equals_the_convolution_and_its_penalty_gradient():

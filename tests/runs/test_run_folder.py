@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
-
 from conftest import TINY_MODEL
+
+from tf_ganimation.core.config import Config, DataConfig, LossConfig
 from tf_ganimation.model import networks
 from tf_ganimation.runs import run_folder
-from tf_ganimation.core.config import Config, DataConfig, LossConfig
 
 
 def test_config_round_trips_through_json(tmp_path):

@@ -8,16 +8,16 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import tiny_generator
 from PIL import Image
 
 from serving import client as client_lib
 from serving.client import GrpcClient, RestClient
-from conftest import tiny_generator
 from serving.local_server import LocalServer
 from serving.status import ServingError
 from tf_ganimation.core import action_units
 from tf_ganimation.export import saved_model
-from tf_ganimation.model import networks
+from tf_ganimation.model import edit_model
 
 SIZE = 32
 
@@ -25,7 +25,7 @@ SIZE = 32
 
 
 def expected_images(generator, images, aus):
-    return networks.edit_unit_range(generator, images, aus)["images"].numpy()
+    return edit_model.edit_images(generator, images, aus)["images"].numpy()
 
 
 def random_inputs(batch, seed=0, size=SIZE):

@@ -18,14 +18,19 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
-
 from conftest import PROJECT_ROOT, tiny_generator
+from PIL import Image
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
 from serving.local_server import LocalServer
 from tf_ganimation.export import saved_model
-from tf_ganimation.model import networks
+from tf_ganimation.model import edit_model
 
 SIZE = 32
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
@@ -34,7 +39,7 @@ MAX_REQUEST_BYTES = 2 * 1024 * 1024
 
 
 def expected_images(generator, images, aus):
-    return networks.edit_unit_range(generator, images, aus)["images"].numpy()
+    return edit_model.edit_images(generator, images, aus)["images"].numpy()
 
 
 def random_inputs(batch, seed=0):

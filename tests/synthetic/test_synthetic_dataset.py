@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from tf_ganimation.core import action_units
+from tf_ganimation.core.config import DataConfig
 from tf_ganimation.data import inventory
 from tf_ganimation.synthetic import renderer, synthetic_dataset
-from tf_ganimation.core.config import DataConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

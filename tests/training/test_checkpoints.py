@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import tiny_gan
-from tf_ganimation.training import checkpoints
+
 from tf_ganimation.model import ganimation
+from tf_ganimation.training import checkpoints
 
 
 def test_restore_falls_back_to_the_previous_readable_checkpoint(tmp_path, capsys):

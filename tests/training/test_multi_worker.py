@@ -22,13 +22,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import PROJECT_ROOT
-from tf_ganimation.training import checkpoints, trainer
-from tf_ganimation.data import inventory, pipeline
-from tf_ganimation.synthetic import synthetic_dataset
-from tf_ganimation.runs import run_folder
+
 from tf_ganimation.core.config import RunConfig
+from tf_ganimation.data import inventory, pipeline
+from tf_ganimation.runs import run_folder
+from tf_ganimation.synthetic import synthetic_dataset
+from tf_ganimation.training import checkpoints, trainer
 
 STEPS = 3
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl import logging
-
 from conftest import PROJECT_ROOT, TINY_MODEL
-from tf_ganimation.training import checkpoints, trainer
-from tf_ganimation.synthetic import synthetic_dataset
-from tf_ganimation.runs import run_folder
+
 from tf_ganimation.core.config import Config, DataConfig, OptimizerConfig, RunConfig
+from tf_ganimation.runs import run_folder
+from tf_ganimation.synthetic import synthetic_dataset
+from tf_ganimation.training import checkpoints, trainer
 
 
 @pytest.fixture(scope="module")

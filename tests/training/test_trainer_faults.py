@@ -21,16 +21,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
-
 from conftest import PROJECT_ROOT, random_batch, tiny_gan
+from PIL import Image
 from test_inventory import add_fuzzed_examples
-from tf_ganimation.training import checkpoints, trainer
+
+from tf_ganimation.core.config import DataConfig
 from tf_ganimation.data import inventory
 from tf_ganimation.model import optimizers
 from tf_ganimation.synthetic import synthetic_dataset
-from tf_ganimation.core.config import DataConfig
-
+from tf_ganimation.training import checkpoints, trainer
 
 # === The non-finite guard, in one process ===
 

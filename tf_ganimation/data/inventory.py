@@ -45,10 +45,16 @@ from absl import logging
 from PIL import Image, UnidentifiedImageError
 
 from tf_ganimation.core import action_units
-from tf_ganimation.data import annotations, tfrecords
 from tf_ganimation.core.config import DataConfig
-from tf_ganimation.data.layout import (AUS_PICKLE, HASH_SPLIT_TEST_PERCENT, ID_LISTS, IMAGES_FOLDER, OPENFACE_FOLDER,
-                                  split_of)
+from tf_ganimation.data import annotations, tfrecords
+from tf_ganimation.data.layout import (
+    AUS_PICKLE,
+    HASH_SPLIT_TEST_PERCENT,
+    ID_LISTS,
+    IMAGES_FOLDER,
+    OPENFACE_FOLDER,
+    split_of,
+)
 
 RESOLVED_FORMATS = ("ganimation", "openface", "tfrecord")
 

@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_ganimation.core import action_units
-from tf_ganimation.data import tfrecords
 from tf_ganimation.core.config import DataConfig
+from tf_ganimation.data import tfrecords
 from tf_ganimation.data.inventory import EmptyDatasetError, Examples, load_examples
 
 

@@ -46,8 +46,14 @@ from PIL import Image
 
 from tf_ganimation.core import action_units, image_files
 from tf_ganimation.data import annotations
+from tf_ganimation.data.layout import (
+    AUS_PICKLE,
+    HASH_SPLIT_TEST_PERCENT,
+    ID_LISTS,
+    IMAGES_FOLDER,
+    split_of,
+)
 from tf_ganimation.faces import detection
-from tf_ganimation.data.layout import AUS_PICKLE, HASH_SPLIT_TEST_PERCENT, ID_LISTS, IMAGES_FOLDER, split_of
 
 JOURNAL_FILE = "faces.jsonl"
 INFO_FILE = "prepare_info.json"

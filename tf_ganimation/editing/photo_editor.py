@@ -1,6 +1,6 @@
 """Editing faces in real photos: find the faces, edit them with a trained generator, paste them back.
 
-    model = load_model("runs/celeba")             # a run folder, a SavedModel version folder or a .tflite
+    model = load_edit_model("runs/celeba")             # a run folder, a SavedModel version folder or a .tflite
     editor = Editor(model)                        # builds the MTCNN detector once; reuse the editor
     photo = image_files.read_photo("photo.jpg")        # uint8 [H, W, 3], EXIF orientation applied
     faces = editor.find_faces(photo, "photo.jpg") # NoFaceError (exit code 2 in scripts/animate.py) if none
@@ -23,21 +23,19 @@ image, so the kept parts of the face stay at the photo's resolution and Eq. 1 st
 
 from __future__ import annotations
 
-import abc
 import dataclasses
-import json
 import os
 import pathlib
 import time
 
 import numpy as np
-from absl import logging
 from PIL import Image, ImageDraw, ImageFont
 
 from tf_ganimation.core import action_units, image_files
+from tf_ganimation.export.backends import load_edit_model
 from tf_ganimation.faces import detection
+from tf_ganimation.model.edit_model import EditModel
 
-MODEL_KINDS = ("workdir", "saved_model", "tflite")
 PHOTO_EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
 ANIMATION_EXTENSIONS = {".gif": "GIF", ".webp": "WEBP"}
 SWEEP_INTENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -45,8 +43,6 @@ SWEEP_INTENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
 SHEET_HEADER = 20
 SHEET_LABEL_WIDTH = 132
 MAX_FRAMES = 1000
-_MODEL_HELP = ("expected a training run folder (with config.json and generator.weights.h5), a SavedModel "
-               "version folder (with saved_model.pb, from tf_ganimation.export) or a .tflite file")
 
 
 class NoFaceError(detection.NoFaceError):
@@ -55,186 +51,6 @@ class NoFaceError(detection.NoFaceError):
     def __init__(self, path: str | os.PathLike, config: detection.DetectorConfig | None = None):
         super().__init__(path, config)
         self.args = (f"{self.args[0]}, or pass --whole_image to edit the whole photo as one face",)
-
-
-# === Models: one interface for a run folder, a SavedModel and a .tflite ===
-
-
-class EditModel(abc.ABC):
-    """A generator behind the export contract (export.py's `edit`).
-
-    Call:
-        images: float32 [N, S, S, 3] in [0, 1], S = image_size.
-        aus: float32 [N, 17] in [0, 1], the target AUs (action_units order).
-
-    Returns:
-        {"images": float32 [N, S, S, 3] in [0, 1] (edited), "attention": float32 [N, S, S, 1] in [0, 1]
-         (1 keeps the input pixel), "color": float32 [N, S, S, 3] in [0, 1]}, as numpy arrays.
-
-    Attributes:
-        image_size: S.
-        kind: one of MODEL_KINDS.
-        source: the path it was loaded from.
-    """
-
-    image_size: int
-    kind: str
-    source: str
-    batch_size: int = 16  # images per model call: bounds memory on 85-image AU sweeps
-
-    def __call__(self, images: np.ndarray, aus: np.ndarray) -> dict[str, np.ndarray]:
-        images = np.asarray(images, np.float32)
-        aus = np.asarray(aus, np.float32)
-        size = self.image_size
-        if images.ndim != 4 or images.shape[1:] != (size, size, 3):
-            raise ValueError(f"images of shape {list(images.shape)}: the model takes [N, {size}, {size}, 3]")
-        if aus.shape != (images.shape[0], action_units.NUM_AUS):
-            raise ValueError(f"aus of shape {list(aus.shape)}: expected [{images.shape[0]}, {action_units.NUM_AUS}]")
-        parts = [self._edit(images[start:start + self.batch_size], aus[start:start + self.batch_size])
-                 for start in range(0, images.shape[0], self.batch_size)]
-        return {key: np.concatenate([np.asarray(part[key], np.float32) for part in parts])
-                for key in ("images", "attention", "color")}
-
-    @abc.abstractmethod
-    def _edit(self, images: np.ndarray, aus: np.ndarray) -> dict:
-        """One batch of at most batch_size images through the model."""
-
-    def estimate_aus(self, images: np.ndarray) -> np.ndarray | None:
-        """The AUs of faces, float32 [N, 17] in [0, 1], or None when this model cannot estimate them."""
-        del images
-        return None
-
-
-class KerasEditModel(EditModel):
-    """A trained generator (and optionally its critic, whose AU head estimates a face's AUs).
-
-    Args:
-        generator: a built networks.Generator (images in [-1, 1]).
-        image_size: the size it was trained at.
-        critic: a built networks.Critic at image_size, or None.
-        source: where it came from, for messages.
-    """
-
-    kind = "workdir"
-
-    def __init__(self, generator, image_size: int, critic=None, source: str = "<keras>"):
-        import tensorflow as tf
-
-        from tf_ganimation.model import networks
-
-        self.image_size, self.source = int(image_size), source
-        self.generator, self.critic = generator, critic
-        images = tf.TensorSpec([None, image_size, image_size, 3], tf.float32)
-        aus = tf.TensorSpec([None, action_units.NUM_AUS], tf.float32)
-
-        @tf.function(input_signature=[images, aus])
-        def edit(images, aus):
-            return networks.edit_unit_range(generator, images, aus)
-
-        self._function = edit
-        if critic is not None:
-            self._critic_aus = tf.function(lambda images: critic(images * 2.0 - 1.0)["aus"],
-                                           input_signature=[images])
-
-    def _edit(self, images, aus):
-        return {key: value.numpy() for key, value in self._function(images, aus).items()}
-
-    def estimate_aus(self, images):
-        if self.critic is None:
-            return None
-        aus = np.concatenate([self._critic_aus(np.asarray(images[start:start + self.batch_size], np.float32)).numpy()
-                              for start in range(0, len(images), self.batch_size)])
-        return np.clip(aus, 0.0, 1.0).astype(np.float32)
-
-
-class SavedModelEditModel(EditModel):
-    """An export version folder (export.py): runs its root `edit` function."""
-
-    kind = "saved_model"
-
-    def __init__(self, path: os.PathLike):
-        import tensorflow as tf
-
-        self.source = str(path)
-        loaded = tf.saved_model.load(self.source)
-        if not hasattr(loaded, "edit"):
-            raise ValueError(f"{path} is a SavedModel without an `edit` function: not a GANimation export "
-                             "(tf_ganimation.export writes one)")
-        self._loaded, self._function = loaded, loaded.edit
-        self.image_size = _saved_model_image_size(loaded.edit, pathlib.Path(path))
-
-    def _edit(self, images, aus):
-        return {key: value.numpy() for key, value in self._function(images, aus).items()}
-
-
-def _saved_model_image_size(function, path: pathlib.Path) -> int:
-    signature = getattr(function, "input_signature", None)
-    if signature and signature[0].shape.rank == 4 and signature[0].shape[1] is not None:
-        return int(signature[0].shape[1])
-    metadata = path / "assets" / "ganimation.json"
-    if metadata.is_file():
-        return int(json.loads(metadata.read_text())["image_size"])
-    raise ValueError(f"cannot tell the image size of the SavedModel {path}: its `edit` function has no input "
-                     "signature and it has no assets/ganimation.json")
-
-
-class TFLiteEditModel(EditModel):
-    """A converted generator (.tflite, tflite.py) run with LiteRT (litert.TFLiteGenerator)."""
-
-    kind = "tflite"
-
-    def __init__(self, path: os.PathLike, num_threads: int | None = None):
-        from tf_ganimation.export import litert
-
-        self.source = str(path)
-        self._generator = litert.TFLiteGenerator(path, num_threads=num_threads)
-        self.image_size = int(self._generator.image_size)
-        if self._generator.num_aus != action_units.NUM_AUS:
-            raise ValueError(f"{path} takes {self._generator.num_aus} AUs; the editor uses {action_units.NUM_AUS}")
-
-    def _edit(self, images, aus):
-        return self._generator(images, aus)
-
-
-def load_model(path: str | os.PathLike, with_critic: bool = True) -> EditModel:
-    """Loads a model for the editor, telling the three kinds apart by what the path holds.
-
-    Args:
-        path: a training run folder (config.json: run_folder.load_generator, and run_folder.load_critic for the
-            current AUs of a face when `with_critic` and the run has critic weights), a SavedModel version
-            folder (saved_model.pb), an export base folder (its highest integer version is used) or a
-            .tflite file.
-        with_critic: load a run's critic too.
-
-    Raises:
-        FileNotFoundError: the path does not exist, or a run without trained generator weights.
-        ValueError: the path is none of those.
-    """
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"model {path} does not exist: {_MODEL_HELP}")
-    if path.is_file():
-        if path.suffix.lower() == ".tflite":
-            return TFLiteEditModel(path)
-        raise ValueError(f"model {path} is a file but not a .tflite model: {_MODEL_HELP}")
-    from tf_ganimation.runs import run_folder
-
-    if (path / run_folder.CONFIG_FILE).is_file():
-        generator, config = run_folder.load_generator(path)
-        critic = None
-        if with_critic:
-            try:
-                critic, _ = run_folder.load_critic(path)
-            except FileNotFoundError as error:
-                logging.warning("No critic in %s (%s): animations start from neutral AUs", path, error)
-        return KerasEditModel(generator, config.model.image_size, critic, source=str(path))
-    if (path / "saved_model.pb").is_file():
-        return SavedModelEditModel(path)
-    versions = sorted((int(child.name), child) for child in path.iterdir()
-                      if child.name.isdigit() and (child / "saved_model.pb").is_file())
-    if versions:
-        return SavedModelEditModel(versions[-1][1])
-    raise ValueError(f"model {path} holds no config.json, no saved_model.pb and no version folder: {_MODEL_HELP}")
 
 
 # === Faces: find, crop, paste back ===
@@ -295,7 +111,7 @@ class Editor:
     """Finds, edits and pastes back faces with one model. Build once, reuse (the detector takes ~0.4 s).
 
     Args:
-        model: an EditModel (load_model).
+        model: an EditModel (export.backends.load_edit_model).
         config: EditorConfig.
         detector: a FaceDetector to share (built on first use when None and not whole_image).
     """
@@ -485,7 +301,7 @@ class EditJob:
     """One photo in; an edited photo, an animation and/or a sheet out.
 
     Attributes:
-        model: see load_model.
+        model: see export.backends.load_edit_model.
         image: the photo (JPEG, PNG or WebP; image_files.read_photo).
         expression: presets, mixes or AUs (action_units.parse_expression), or a sequence of them for
             animations (action_units.parse_expression_sequence): `happy`, `happy:0.5+surprise:0.5`,
@@ -554,7 +370,7 @@ def run(job: EditJob, model: EditModel | None = None, detector: detection.FaceDe
 
     Args:
         job: what to do.
-        model: an already loaded model (default: load_model(job.model)).
+        model: an already loaded model (default: load_edit_model(job.model)).
         detector: a FaceDetector to reuse (default: built when needed).
 
     Returns:
@@ -567,7 +383,7 @@ def run(job: EditJob, model: EditModel | None = None, detector: detection.FaceDe
     targets = job.targets()  # parse the expression before loading anything
     started = time.perf_counter()
     photo = image_files.read_photo(job.image, max_pixels=job.max_pixels)
-    model = model or load_model(job.model)
+    model = model or load_edit_model(job.model)
     editor = Editor(model, job.editor, detector)
     crops = editor.find_faces(photo, job.image)
     if job.start:

@@ -29,12 +29,12 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from tf_ganimation.core import action_units
+from tf_ganimation.core.config import Config
 from tf_ganimation.data import inventory, pipeline
 from tf_ganimation.model import networks
+from tf_ganimation.runs import run_folder
 from tf_ganimation.synthetic import renderer, synthetic_dataset
 from tf_ganimation.training import trainer
-from tf_ganimation.runs import run_folder
-from tf_ganimation.core.config import Config
 
 EditFunction = Callable[[np.ndarray, np.ndarray], Mapping[str, np.ndarray]]
 SWEEP_INTENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0)

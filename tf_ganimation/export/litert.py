@@ -1,7 +1,7 @@
 """Running a converted generator (.tflite) with LiteRT, exactly as one runs the SavedModel's `edit`.
 
-    generator = TFLiteGenerator("ganimation_fp16.tflite", num_threads=2)
-    outputs = generator(images, aus)      # images float32 [N, S, S, 3] in [0, 1], aus float32 [N, 17] in [0, 1]
+    model = TFLiteEditModel("ganimation_fp16.tflite", num_threads=2)
+    outputs = model.edit(images, aus)      # images float32 [N, S, S, 3] in [0, 1], aus float32 [N, 17] in [0, 1]
     outputs["images"]                     # the edited faces, float32 [N, S, S, 3] in [0, 1]
 
 The model's fixed batch (1 by default, see tflite.py) does not limit N: larger batches run in slices of
@@ -19,6 +19,8 @@ import pathlib
 
 import numpy as np
 
+from tf_ganimation.model.edit_model import EditModel
+
 INPUT_NAMES = ("images", "aus")
 OUTPUT_NAMES = ("images", "attention", "color")
 
@@ -32,8 +34,8 @@ def _import_interpreter():
             "`pip install ai-edge-litert==2.3.0` (it is pinned in requirements.txt)") from error
 
 
-class TFLiteGenerator:
-    """A .tflite generator behind the SavedModel's `edit` interface.
+class TFLiteEditModel(EditModel):
+    """A .tflite generator behind the edit contract (model/edit_model.py).
 
     Args:
         model: path of the .tflite file written by tflite.py (or its bytes).
@@ -57,6 +59,8 @@ class TFLiteGenerator:
     Notes: like `edit`, no validation: values outside [0, 1] or NaN go through unchanged (the SavedModel's
     `serving_default` clips and checks them). Not thread safe: use one instance per thread.
     """
+
+    kind = "tflite"
 
     def __init__(self, model: str | os.PathLike | bytes, num_threads: int | None = None,
                  signature_key: str | None = None):
@@ -89,32 +93,27 @@ class TFLiteGenerator:
                 f"{sorted(self.output_details)}; a GANimation generator has inputs {list(INPUT_NAMES)} and outputs "
                 f"{list(OUTPUT_NAMES)}")
         image_shape = tuple(int(d) for d in self.input_details["images"]["shape"])
-        self.batch_size, self.image_size = image_shape[0], image_shape[1]
+        self.batch_size, self.image_size = image_shape[0], image_shape[1]  # slices of the fixed batch
         self.num_aus = int(self.input_details["aus"]["shape"][-1])
 
-    def __call__(self, images: np.ndarray, aus: np.ndarray) -> dict[str, np.ndarray]:
-        images = np.asarray(images, np.float32)
-        aus = np.asarray(aus, np.float32)
-        size = self.image_size
-        if images.ndim != 4 or images.shape[1:] != (size, size, 3) or images.shape[0] < 1:
-            raise ValueError(f"images of shape {list(images.shape)}: {self.source} takes float32 "
-                             f"[N, {size}, {size}, 3] in [0, 1] with N >= 1")
-        if aus.shape != (images.shape[0], self.num_aus):
-            raise ValueError(f"aus of shape {list(aus.shape)}: expected [{images.shape[0]}, {self.num_aus}] "
-                             "(one AU vector per image)")
-        count, batch = images.shape[0], self.batch_size
-        slices = {name: [] for name in OUTPUT_NAMES}
-        for start in range(0, count, batch):
-            image_slice, aus_slice = images[start:start + batch], aus[start:start + batch]
-            used = image_slice.shape[0]
-            if used < batch:  # the model's batch is fixed: pad the last slice with copies of its last row
-                image_slice = np.concatenate([image_slice, np.repeat(image_slice[-1:], batch - used, axis=0)])
-                aus_slice = np.concatenate([aus_slice, np.repeat(aus_slice[-1:], batch - used, axis=0)])
-            outputs = self._runner(images=np.ascontiguousarray(image_slice), aus=np.ascontiguousarray(aus_slice))
-            for name in OUTPUT_NAMES:
-                slices[name].append(np.array(outputs[name][:used], np.float32))
-        return {name: np.concatenate(parts) for name, parts in slices.items()}
+    def _edit(self, images: np.ndarray, aus: np.ndarray) -> dict[str, np.ndarray]:
+        used, batch = images.shape[0], self.batch_size
+        if used < batch:  # the model's batch is fixed: pad the last slice with copies of its last row
+            images = np.concatenate([images, np.repeat(images[-1:], batch - used, axis=0)])
+            aus = np.concatenate([aus, np.repeat(aus[-1:], batch - used, axis=0)])
+        outputs = self._runner(images=np.ascontiguousarray(images), aus=np.ascontiguousarray(aus))
+        return {name: np.array(outputs[name][:used], np.float32) for name in OUTPUT_NAMES}
 
     def __repr__(self) -> str:
-        return (f"TFLiteGenerator({self.source!r}, batch_size={self.batch_size}, image_size={self.image_size}, "
+        return (f"TFLiteEditModel({self.source!r}, batch_size={self.batch_size}, image_size={self.image_size}, "
                 f"signature_key={self.signature_key!r})")
+
+
+def __getattr__(name: str):
+    if name == "TFLiteGenerator":  # the name of TFLiteEditModel before 0.2
+        import warnings
+
+        warnings.warn("tf_ganimation.export.litert.TFLiteGenerator is TFLiteEditModel now; the old name goes in "
+                      "the next release", DeprecationWarning, stacklevel=2)
+        return TFLiteEditModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -52,9 +52,9 @@ import numpy as np
 import tensorflow as tf
 
 from tf_ganimation.core import action_units
-from tf_ganimation.model import networks
-from tf_ganimation.runs import run_folder
 from tf_ganimation.core.config import ModelConfig
+from tf_ganimation.model import edit_model, networks
+from tf_ganimation.runs import run_folder
 
 METADATA_FILE = "ganimation.json"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -242,7 +242,7 @@ class ServingModule(tf.Module):
 
     def _edit(self, images, aus):
         """The model alone: images [N, S, S, 3] in [0, 1], aus [N, 17] -> images, attention, color."""
-        return networks.edit_unit_range(self._generator, images, aus)
+        return edit_model.edit_images(self._generator, images, aus)
 
     def signatures(self) -> dict:
         size, num_aus = self._size, action_units.NUM_AUS
@@ -334,7 +334,11 @@ def _encode_pngs(images):
 
 def write_warmup_requests(path: os.PathLike, image_size: int) -> pathlib.Path:
     """Writes one PredictionLog per signature (batch 1) to `path`, the TFRecord TF Serving replays on load."""
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2  # noqa: PLC0415 (optional)
+    from tensorflow_serving.apis import (  # noqa: PLC0415 (optional)
+        model_pb2,
+        predict_pb2,
+        prediction_log_pb2,
+    )
 
     gray = np.full([1, image_size, image_size, 3], 0.5, np.float32)
     zeros = np.zeros([1, action_units.NUM_AUS], np.float32)

@@ -52,10 +52,10 @@ import tensorflow as tf
 from absl import logging
 
 from tf_ganimation.core import action_units
-from tf_ganimation.export import gpu_compatibility, litert
-from tf_ganimation.model import networks
-from tf_ganimation.runs import run_folder
 from tf_ganimation.core.config import ModelConfig
+from tf_ganimation.export import gpu_compatibility, litert
+from tf_ganimation.model import edit_model, networks
+from tf_ganimation.runs import run_folder
 
 QUANTIZATIONS = ("none", "float16", "dynamic_range")
 # Max abs error allowed between the .tflite and its source, on the [0, 1] image scale.
@@ -146,7 +146,7 @@ def edit_function(generator: networks.Generator, image_size: int, batch_size: in
 
     @tf.function(input_signature=signature)
     def edit(images, aus):
-        return networks.edit_unit_range(generator, images, aus)
+        return edit_model.edit_images(generator, images, aus)
 
     return edit
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_ganimation.model import losses
 from tf_ganimation.core.config import LossConfig
+from tf_ganimation.model import losses
 from tf_ganimation.model.networks import Critic, Generator, compose
 
 

@@ -280,20 +280,3 @@ def build_critic(config: ModelConfig) -> Critic:
     critic = Critic(config.critic_filters, config.critic_layers, config.num_aus, name="critic")
     critic(ops.zeros([1, config.image_size, config.image_size, 3]))
     return critic
-
-
-def edit_unit_range(generator: Generator, images, aus) -> dict:
-    """One edit in the serving convention: images in [0, 1] in and out (export, TFLite, the editor).
-
-    Args:
-        images: float32 [batch, height, width, 3] in [0, 1]; aus: float32 [batch, num_aus] in [0, 1].
-
-    Returns:
-        {"images": the composed edit [batch, height, width, 3] in [0, 1], "attention": [batch, height,
-         width, 1] in [0, 1], "color": [batch, height, width, 3] in [0, 1]}.
-    """
-    real_image = images * 2.0 - 1.0
-    outputs = generator(real_image, aus)
-    fake_image = compose(real_image, outputs["color"], outputs["attention"])
-    return {"images": (fake_image + 1.0) / 2.0, "attention": outputs["attention"],
-            "color": (outputs["color"] + 1.0) / 2.0}

@@ -24,7 +24,13 @@ from PIL import Image
 from tf_ganimation.core import action_units
 from tf_ganimation.data import annotations
 from tf_ganimation.data.layout import AUS_PICKLE, ID_LISTS, IMAGES_FOLDER
-from tf_ganimation.synthetic.renderer import MAX_SIZE, MIN_SIZE, Identity, render_face, sample_identity
+from tf_ganimation.synthetic.renderer import (
+    MAX_SIZE,
+    MIN_SIZE,
+    Identity,
+    render_face,
+    sample_identity,
+)
 
 # Folder layout written by `make_dataset` (the authors' GANimation layout plus identities.json).
 IDENTITIES_FILE = "identities.json"

@@ -38,11 +38,11 @@ import tensorflow as tf
 from absl import logging
 from PIL import Image
 
-from tf_ganimation.training import checkpoints
+from tf_ganimation.core.config import Config, RunConfig
 from tf_ganimation.data import inventory, pipeline
 from tf_ganimation.model import ganimation, networks, optimizers
 from tf_ganimation.runs import run_folder
-from tf_ganimation.core.config import Config, RunConfig
+from tf_ganimation.training import checkpoints
 
 # Scores a generator during training: {scalar name: value}; evaluation.SyntheticProbe is one.
 Probe = Callable[[networks.Generator], Mapping[str, float]]

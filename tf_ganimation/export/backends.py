@@ -1,0 +1,94 @@
+"""`EditModel` backends for what the package writes, and loading any of them from a path.
+
+- `SavedModelEditModel`: a SavedModel version folder (saved_model.py), run through its root `edit`.
+- `load_edit_model(path)`: a training run folder (Keras), a SavedModel version folder or export base,
+  or a .tflite file (litert.TFLiteEditModel), told apart by what the path holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+from absl import logging
+
+from tf_ganimation.model.edit_model import EditModel, KerasEditModel
+
+KINDS = ("workdir", "saved_model", "tflite")
+_MODEL_HELP = ("expected a training run folder (with config.json and generator.weights.h5), a SavedModel "
+               "version folder (with saved_model.pb, from scripts/export.py) or a .tflite file")
+
+
+class SavedModelEditModel(EditModel):
+    """An export version folder (saved_model.py): runs its root `edit` function."""
+
+    kind = "saved_model"
+
+    def __init__(self, path: os.PathLike):
+        import tensorflow as tf
+
+        self.source = str(path)
+        loaded = tf.saved_model.load(self.source)
+        if not hasattr(loaded, "edit"):
+            raise ValueError(f"{path} is a SavedModel without an `edit` function: not a GANimation export "
+                             "(scripts/export.py writes one)")
+        self._loaded, self._function = loaded, loaded.edit
+        self.image_size = _saved_model_image_size(loaded.edit, pathlib.Path(path))
+
+    def _edit(self, images, aus):
+        return {key: value.numpy() for key, value in self._function(images, aus).items()}
+
+
+def _saved_model_image_size(function, path: pathlib.Path) -> int:
+    signature = getattr(function, "input_signature", None)
+    if signature and signature[0].shape.rank == 4 and signature[0].shape[1] is not None:
+        return int(signature[0].shape[1])
+    metadata = path / "assets" / "ganimation.json"
+    if metadata.is_file():
+        return int(json.loads(metadata.read_text())["image_size"])
+    raise ValueError(f"cannot tell the image size of the SavedModel {path}: its `edit` function has no input "
+                     "signature and it has no assets/ganimation.json")
+
+
+def load_edit_model(path: str | os.PathLike, with_critic: bool = True) -> EditModel:
+    """Loads a model, telling the three kinds apart by what the path holds.
+
+    Args:
+        path: a training run folder (config.json: runs.loading.load_generator, and load_critic for the
+            current AUs of a face when `with_critic` and the run has critic weights), a SavedModel version
+            folder (saved_model.pb), an export base folder (its highest integer version is used) or a
+            .tflite file.
+        with_critic: load a run's critic too.
+
+    Raises:
+        FileNotFoundError: the path does not exist, or a run without trained generator weights.
+        ValueError: the path is none of those.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model {path} does not exist: {_MODEL_HELP}")
+    if path.is_file():
+        if path.suffix.lower() == ".tflite":
+            from tf_ganimation.export import litert
+
+            return litert.TFLiteEditModel(path)
+        raise ValueError(f"model {path} is a file but not a .tflite model: {_MODEL_HELP}")
+    from tf_ganimation.runs import run_folder
+
+    if (path / run_folder.CONFIG_FILE).is_file():
+        generator, config = run_folder.load_generator(path)
+        critic = None
+        if with_critic:
+            try:
+                critic, _ = run_folder.load_critic(path)
+            except FileNotFoundError as error:
+                logging.warning("No critic in %s (%s): animations start from neutral AUs", path, error)
+        return KerasEditModel(generator, config.model.image_size, critic, source=str(path))
+    if (path / "saved_model.pb").is_file():
+        return SavedModelEditModel(path)
+    versions = sorted((int(child.name), child) for child in path.iterdir()
+                      if child.name.isdigit() and (child / "saved_model.pb").is_file())
+    if versions:
+        return SavedModelEditModel(versions[-1][1])
+    raise ValueError(f"model {path} holds no config.json, no saved_model.pb and no version folder: {_MODEL_HELP}")
