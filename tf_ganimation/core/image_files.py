@@ -23,8 +23,18 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+# Photos a person edits: the largest width * height read, checked on the header before decoding.
 MAX_PIXELS = 100_000_000
 FORMATS = ("JPEG", "PNG", "WEBP")
+# The file names of photos (editing, dataset preparation) and the format each is written in.
+PHOTO_EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+# Training images are JPEG or PNG (what TFRecords carry and TensorFlow decodes).
+TRAINING_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# Training images are face crops (the authors' are 128x128); a 24 MP camera photo (6000x4000) still
+# passes. A file claiming more is refused from its header, before any pixel is decoded: a 2 KB PNG can
+# claim 30000x30000 pixels, which TensorFlow's decoder would try to allocate (2.7 GB) in every parallel
+# call of the input pipeline, so this limit is lower than a photo's.
+MAX_TRAINING_IMAGE_PIXELS = 25_000_000
 
 # 16-bit (and 32-bit integer) grayscale modes; PIL's convert("RGB") clips these at 255 instead of scaling.
 _WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
