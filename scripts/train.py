@@ -1,4 +1,4 @@
-"""Trains GANimation: flags -> Config -> tf_ganimation.training.train(config, workdir).
+"""Trains GANimation: flags -> Config -> tf_ganimation.training.trainer.train(config, workdir).
 
     python scripts/train.py --flagfile=configs/emotionet.flags
     python scripts/train.py --flagfile=configs/quickstart.flags   # synthetic faces, ~15 min on 2 CPU cores
@@ -13,12 +13,10 @@ Exit status: 0 done; 2 a user error (bad flag, missing data, unreadable checkpoi
 
 import dataclasses
 import json
-import os
 import sys
 
 from tf_ganimation import cli, flags
-from tf_ganimation.evaluation import evaluator
-from tf_ganimation.training import trainer
+from tf_ganimation.training import faults, strategy, trainer
 
 FLAGS = flags.FLAGS
 NONFINITE_EXIT_CODE = 3
@@ -33,24 +31,11 @@ def main(argv):
         print(json.dumps(dataclasses.asdict(config), indent=2))
         return
     workdir = flags.require_workdir()
-    if FLAGS.synthetic_images and not os.path.isdir(config.data.data_dir):
-        from tf_ganimation.synthetic import (
-            synthetic_dataset,  # only the quick start needs the renderer
-        )
-
-        print(f"Rendering {FLAGS.synthetic_images} synthetic faces into {config.data.data_dir} ...", file=sys.stderr)
-        synthetic_dataset.make_dataset(config.data.data_dir, FLAGS.synthetic_images, config.data.image_size, seed=config.data.seed)
-    if trainer.is_chief(config.run):  # multi_worker: only the chief writes into the shared workdir
+    if strategy.is_chief(config.run):  # multi_worker: only the chief writes into the shared workdir
         flags.write_resolved_flags(workdir)
-    probe = None
-    if config.run.eval_every and trainer.is_chief(config.run):
-        probe = evaluator.training_probe(config)
-        if probe is None:
-            print(f"--eval_every={config.run.eval_every} is ignored: {config.data.data_dir} is not a synthetic "
-                  f"dataset (no identities.json), so there are no true edits to score against", file=sys.stderr)
     try:
-        result = trainer.train(config, workdir, probe)
-    except trainer.NonFiniteLossError as error:
+        result = trainer.train(config, workdir)
+    except faults.NonFiniteLossError as error:
         cli.fail(str(error), exit_code=NONFINITE_EXIT_CODE)
     print(json.dumps(result), file=sys.stderr)
     if result["interrupted_by"]:

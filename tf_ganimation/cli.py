@@ -1,8 +1,12 @@
 """The edge between a user and the library: user mistakes become one paragraph and a non-zero exit.
 
-Scripts wrap their `main` with `run(main)`: a ValueError or FileNotFoundError raised by the library (a
-bad flag value, a missing file, an unusable dataset) is printed as `error: <message>` without a
-traceback and exits with USER_ERROR; anything else is a bug and keeps its traceback.
+Every script wraps its `main` with `run(main)`, so all of them share one exit-code convention:
+0 done; USER_ERROR (2) for a user's mistake: a ValueError, FileNotFoundError, FileExistsError,
+NotADirectoryError or PermissionError raised by the library (a bad flag value, a missing file, an
+unusable dataset, a version that exists) or a UserError raised by the script, printed as one paragraph
+`error: <message>` without a traceback; anything else is a bug and keeps its traceback (exit 1).
+Scripts add their own codes above 2 where they document them (scripts/train.py: 3 for a NaN loss,
+128 + N for signal N).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ def run(main: Callable[[list[str]], object]) -> None:
     def guarded(argv):
         try:
             return main(argv)
-        except (UserError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
+        except (UserError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+                PermissionError) as error:
             fail(str(error))
 
     app.run(guarded)

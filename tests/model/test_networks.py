@@ -55,20 +55,6 @@ def test_critic_rejects_a_size_it_cannot_divide():
         networks.Critic(filters=8, layers_count=3)(np.zeros((1, 12, 12, 3), np.float32))
 
 
-def test_instance_norm_matches_numpy():
-    rng = np.random.default_rng(1)
-    x = rng.normal(3.0, 2.0, (2, 5, 7, 4)).astype(np.float32)
-    layer = networks.InstanceNormalization()
-    layer.build(x.shape)
-    gamma = rng.normal(size=4).astype(np.float32)
-    beta = rng.normal(size=4).astype(np.float32)
-    layer.set_weights([gamma, beta])
-    mean = x.mean(axis=(1, 2), keepdims=True)
-    variance = x.var(axis=(1, 2), keepdims=True)
-    expected = (x - mean) / np.sqrt(variance + 1e-5) * gamma + beta
-    np.testing.assert_allclose(layer(x).numpy(), expected, atol=1e-5)
-
-
 def test_compose_keeps_the_input_where_attention_is_one():
     rng = np.random.default_rng(2)
     image = rng.uniform(-1, 1, (2, 4, 4, 3)).astype(np.float32)
@@ -108,42 +94,24 @@ def test_initialisation_is_the_authors():
     np.testing.assert_array_equal(beta, 0.0)
 
 
-def test_critic_matrix_product_path_equals_the_convolution_and_its_penalty_gradient():
-    # _StridedConv multiplies gathered taps with the kernel on small maps; it must give the same
-    # outputs, and the same gradient of the gradient-penalty-style double derivative, as the convolution.
-    rng = np.random.default_rng(0)
-    layer = networks._StridedConv(8)
-    layer.build((None, 8, 6, 4))
-    layer.bias.assign(rng.normal(size=8).astype("float32"))
-    reference = keras.layers.Conv2D(8, 4, strides=2, padding="same")
-    reference.build((None, 8, 6, 4))
-    reference.set_weights(layer.get_weights())
-    x = tf.constant(rng.normal(size=(3, 8, 6, 4)), tf.float32)
-
-    def penalty_gradient(conv):
-        with tf.GradientTape() as outer:
-            with tf.GradientTape() as inner:
-                inner.watch(x)
-                y = conv(x)
-                total = tf.reduce_sum(y * y)
-            penalty = tf.reduce_sum(tf.square(inner.gradient(total, x)))
-        return y, outer.gradient(penalty, conv.kernel)
-
-    y, gradient = penalty_gradient(layer)
-    y_reference, gradient_reference = penalty_gradient(reference)
-    assert y.shape == (3, 4, 3, 8)
-    np.testing.assert_allclose(y, y_reference, atol=1e-5)
-    np.testing.assert_allclose(gradient, gradient_reference, rtol=1e-4, atol=1e-4)
-    layer.matmul_below = 0  # the convolution path gives the same numbers too
-    np.testing.assert_allclose(layer(x), y_reference, atol=1e-6)
-    layer.matmul_below = 8  # an odd side ("same" pads 1 and 2) takes the convolution path
-    odd = tf.constant(rng.normal(size=(2, 7, 5, 4)), tf.float32)
-    np.testing.assert_allclose(layer(odd), reference(odd), atol=1e-6)
-
-
-def test_fused_heads_equal_the_two_head_layers(tiny_model_config):
-    generator = networks.build_generator(tiny_model_config)
-    features = tf.random.stateless_normal([2, 32, 32, tiny_model_config.generator_filters], seed=[1, 2])
-    color, attention = generator._heads(features)
-    np.testing.assert_allclose(color, generator.color_head(features), atol=1e-5)
-    np.testing.assert_allclose(attention, generator.attention_head(features), atol=1e-5)
+@pytest.mark.parametrize("cpu_variants", [True, False])
+def test_both_layer_variants_have_the_same_weights_and_compute_the_same(cpu_variants, tiny_model_config, tmp_path):
+    # The device decides how two layers compute (layers.py), never their weights: a checkpoint of one
+    # variant restores into the other and gives the same outputs.
+    keras.utils.set_random_seed(3)
+    generator = networks.Generator(8, 1, cpu_variants=cpu_variants)
+    critic = networks.Critic(8, 2, cpu_variants=cpu_variants)
+    other_generator = networks.Generator(8, 1, cpu_variants=not cpu_variants)
+    other_critic = networks.Critic(8, 2, cpu_variants=not cpu_variants)
+    images = tf.random.stateless_uniform([2, 16, 16, 3], seed=[4, 5], minval=-1, maxval=1)
+    aus = tf.random.stateless_uniform([2, 17], seed=[6, 7])
+    for network, other, args in ((generator, other_generator, (images, aus)), (critic, other_critic, (images,))):
+        network(*args), other(*args)
+        strip = lambda variable: variable.path.split("/", 1)[1]  # the model's own name is numbered
+        assert [(strip(v), v.shape) for v in network.weights] == [(strip(v), v.shape) for v in other.weights]
+        path = tmp_path / f"{network.name}.weights.h5"
+        network.save_weights(path)
+        other.load_weights(path)
+        for key, value in network(*args).items():
+            np.testing.assert_allclose(other(*args)[key], value, atol=1e-5)
+    assert generator.cpu_variants is cpu_variants and critic.trunk[-1].cpu_variant is cpu_variants

@@ -1,14 +1,14 @@
-"""Times a PyTorch GANimation on this machine, for comparison with scripts/benchmark.py; prints JSON.
+"""Times a PyTorch GANimation on this machine, for comparison with scripts/benchmarks/train_step.py; prints JSON.
 
     pip install torch            # not a project dependency; any CPU build
-    python scripts/benchmark_pytorch_reference.py --image_size=128 --batch_size=25
-    python scripts/benchmark_pytorch_reference.py --image_size=64 --batch_size=8 --repeats=7
+    python scripts/benchmarks/pytorch_reference.py --image_size=128 --batch_size=25
+    python scripts/benchmarks/pytorch_reference.py --image_size=64 --batch_size=8 --repeats=7
 
 The networks, losses and update order are written here from the paper (Pumarola et al. 2018, Sec. 4)
 with the same sizes as tf_ganimation's (the generator's 8,471,296 and the critic's 44,860,352 weights
 at 128 px): PyTorch's own layers (fused InstanceNorm2d, channels-first convolutions), one combined
 critic update with the gradient penalty, each critic update with its own generator pass. The figures
-are the same as scripts/benchmark.py's: median seconds of a critic update, a generator update, one
+are the same as scripts/benchmarks/train_step.py's: median seconds of a critic update, a generator update, one
 n_critic + 1 train step and an inference at batch 1, after --warmup untimed runs.
 
 Notes: this is not the authors' code (GPL-3.0, not used here); it has the same arithmetic per step.
@@ -19,15 +19,15 @@ import resource
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 
-flags.DEFINE_integer("image_size", 128, "Image side in pixels.")
-flags.DEFINE_integer("batch_size", 25, "Batch of one critic update.")
-flags.DEFINE_integer("n_critic", 5, "Critic updates per train step.")
+from tf_ganimation import cli
+from tf_ganimation import flags as training_flags
+
 flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (the median is reported).")
 flags.DEFINE_integer("warmup", 1, "Untimed runs before timing.")
 flags.DEFINE_integer("threads", 2, "torch.set_num_threads.")
-FLAGS = flags.FLAGS
+FLAGS = training_flags.FLAGS  # --image_size, --batch_size, --n_critic: the training flags
 
 NUM_AUS = 17
 
@@ -168,4 +168,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

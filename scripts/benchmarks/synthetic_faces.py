@@ -1,6 +1,6 @@
 """Measures the synthetic face renderer and draws a contact sheet to look at (a benchmark, not a test).
 
-    python scripts/benchmark_synthetic.py --image_size 128 --num_images 300 --contact_sheet /tmp/synthetic_sheet.png
+    python scripts/benchmarks/synthetic_faces.py --image_size 128 --num_images 300 --contact_sheet /tmp/synthetic_sheet.png
 
 prints the CPU milliseconds per face for rendering and for PNG encoding in this process (the dataset
 script runs one such process per core), and writes a sheet of 8 identities x (neutral, happy,
@@ -9,15 +9,16 @@ script: `time python scripts/make_synthetic_dataset.py --out /tmp/syn --num_imag
 """
 
 import io
-import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from PIL import Image
 
+from tf_ganimation import cli
 from tf_ganimation.core import action_units
 from tf_ganimation.synthetic import renderer, synthetic_dataset
+from tf_ganimation.synthetic.identity import sample_identity
 
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 128, "Image side in pixels.")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 300, "Faces to render for the timing.")
@@ -30,22 +31,20 @@ SHEET_EXPRESSIONS = ("neutral", "happy", "surprise", "sad", "AU26=1", "AU45=1", 
 def contact_sheet(size: int, seed: int, rows: int = 8) -> np.ndarray:
     """uint8 [rows * size, 8 * size, 3]: one identity per row, SHEET_EXPRESSIONS left to right."""
     rng = np.random.default_rng(seed)
-    identities = [renderer.sample_identity(rng) for _ in range(rows)]
+    identities = [sample_identity(rng) for _ in range(rows)]
     expressions = [action_units.parse_expression(text) for text in SHEET_EXPRESSIONS]
     return np.concatenate([np.concatenate([renderer.render_face(identity, aus, size) for aus in expressions], axis=1)
                            for identity in identities], axis=0)
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise cli.UserError(f"unexpected arguments {argv[1:]}: every setting is a --flag")
     rng = np.random.default_rng(_SEED.value)
-    faces = [(renderer.sample_identity(rng), synthetic_dataset.sample_aus(rng)) for _ in range(_NUM_IMAGES.value)]
-    try:
-        start = time.process_time()
-        images = [renderer.render_face(identity, aus, _IMAGE_SIZE.value) for identity, aus in faces]
-        rendered = time.process_time()
-    except ValueError as error:
-        sys.exit(f"benchmark_synthetic: {error}")
+    faces = [(sample_identity(rng), synthetic_dataset.sample_aus(rng)) for _ in range(_NUM_IMAGES.value)]
+    start = time.process_time()
+    images = [renderer.render_face(identity, aus, _IMAGE_SIZE.value) for identity, aus in faces]
+    rendered = time.process_time()
     sizes = []
     for image in images:
         buffer = io.BytesIO()
@@ -61,4 +60,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -6,7 +6,7 @@ sequential requests from one client (serving/client.py): latency p50 and p99 end
 and decoding included, and images per second. Not a test: numbers go into BENCHMARKS.md.
 
 Example (~10 min on 2 busy CPU cores):
-  python scripts/benchmark_serving.py --requests 10
+  python scripts/benchmarks/serving_latency.py --requests 10
 Prints one table row per (transport, payload, batch).
 """
 
@@ -22,25 +22,23 @@ import tempfile
 import time
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-from serving.client import GrpcClient, RestClient  # noqa: E402
-from tf_ganimation.core import action_units  # noqa: E402
-from tf_ganimation.core.config import ModelConfig  # noqa: E402
+from serving.client import GrpcClient, RestClient
+from tf_ganimation import cli
+from tf_ganimation import flags as training_flags
+from tf_ganimation.core import action_units
+from tf_ganimation.core.config import ModelConfig
 from tf_ganimation.export import saved_model
 from tf_ganimation.model import networks
 
-flags.DEFINE_integer("image_size", 128, "Image side in pixels.")
-flags.DEFINE_integer("filters", 64, "Generator filters (64: the paper's).")
-flags.DEFINE_integer("residual_blocks", 6, "Generator residual blocks (6: the paper's).")
 flags.DEFINE_list("batch_sizes", ["1", "8"], "Batch sizes to time.")
 flags.DEFINE_integer("requests", 30, "Timed requests per row (after 3 untimed ones).")
 flags.DEFINE_string("photo", str(PROJECT_ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"),
                     "A photo for the encoded payloads (a gradient if missing).")
-FLAGS = flags.FLAGS
+FLAGS = training_flags.FLAGS
 
 
 def _free_port() -> int:
@@ -79,8 +77,8 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     size = FLAGS.image_size
-    config = ModelConfig(image_size=size, generator_filters=FLAGS.filters,
-                         generator_residual_blocks=FLAGS.residual_blocks, critic_layers=2)
+    config = ModelConfig(image_size=size, generator_filters=FLAGS.generator_filters,
+                         generator_residual_blocks=FLAGS.generator_residual_blocks, critic_layers=2)
     generator = networks.build_generator(config)
     workdir = tempfile.mkdtemp(prefix="benchmark_serving_")
     version = saved_model.export_generator(generator, pathlib.Path(workdir) / "ganimation", model_config=config)
@@ -120,4 +118,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -1,11 +1,13 @@
 """Times GANimation's training and inference steps; prints one JSON object.
 
-    python scripts/benchmark.py --image_size=128 --batch_size=25            # the paper's setting
-    python scripts/benchmark.py --image_size=64 --batch_size=8 --repeats=7
+    python scripts/benchmarks/train_step.py                                   # the paper's setting
+    python scripts/benchmarks/train_step.py --image_size=64 --batch_size=8 --repeats=7
+    python scripts/benchmarks/train_step.py --flagfile=configs/quickstart.flags  # any training flagfile
 
 Every figure is the median of --repeats timed runs after --warmup untimed ones (tracing, allocation):
 a critic update, a generator update, one full train_step (n_critic critic updates + one generator
-update) and generator inference at batch 1 and at --batch_size. Results go in BENCHMARKS.md with the
+update) and generator inference at batch 1 and at --batch_size. The model, batch, n_critic, precision
+and XLA flags are the training flags (tf_ganimation/flags.py), with the paper's defaults. Results go in BENCHMARKS.md with the
 command, the machine and the date; they are never asserted in tests.
 """
 
@@ -19,21 +21,12 @@ import tensorflow as tf
 from absl import flags
 
 from tf_ganimation import cli
-from tf_ganimation.core.config import ModelConfig
+from tf_ganimation import flags as training_flags
 from tf_ganimation.export import tflite
 from tf_ganimation.model import ganimation, networks, optimizers
 
-flags.DEFINE_integer("image_size", 128, "Image side in pixels.")
-flags.DEFINE_integer("batch_size", 25, "Batch of one critic update.")
-flags.DEFINE_integer("n_critic", 5, "Critic updates per train_step.")
 flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (the median is reported).")
 flags.DEFINE_integer("warmup", 2, "Untimed runs before timing.")
-flags.DEFINE_integer("generator_filters", 64, "Generator width.")
-flags.DEFINE_integer("generator_residual_blocks", 6, "Generator depth.")
-flags.DEFINE_integer("critic_filters", 64, "Critic width.")
-flags.DEFINE_integer("critic_layers", 6, "Critic depth.")
-flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_bfloat16", "mixed_float16"], "Keras dtype policy.")
-flags.DEFINE_bool("jit_compile", False, "Compile the steps with XLA.")
 FLAGS = flags.FLAGS
 
 
@@ -50,19 +43,19 @@ def _peak_memory_mb() -> float:
 
 
 def main(argv):
-    del argv
-    if FLAGS.mixed_precision != "none":
+    if len(argv) > 1:
+        raise cli.UserError(f"unexpected arguments {argv[1:]}: every setting is a --flag")
+    settings = training_flags.build_config()
+    if settings.run.mixed_precision != "none":
         import keras
 
-        keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
-    config = ModelConfig(image_size=FLAGS.image_size, generator_filters=FLAGS.generator_filters,
-                         generator_residual_blocks=FLAGS.generator_residual_blocks,
-                         critic_filters=FLAGS.critic_filters, critic_layers=FLAGS.critic_layers)
+        keras.mixed_precision.set_global_policy(settings.run.mixed_precision)
+    config = settings.model
     gan = ganimation.GANimation(networks.build_generator(config), networks.build_critic(config))
-    gan.compile(generator_optimizer=optimizers.make_optimizer(1e-4, 0.5, 0.999, FLAGS.mixed_precision),
-                critic_optimizer=optimizers.make_optimizer(1e-4, 0.5, 0.999, FLAGS.mixed_precision))
+    gan.compile(generator_optimizer=optimizers.make_optimizer(1e-4, 0.5, 0.999, settings.run.mixed_precision),
+                critic_optimizer=optimizers.make_optimizer(1e-4, 0.5, 0.999, settings.run.mixed_precision))
     rng = np.random.default_rng(0)
-    batch, size, n_critic = FLAGS.batch_size, FLAGS.image_size, FLAGS.n_critic
+    batch, size, n_critic = settings.data.batch_size, config.image_size, settings.data.n_critic
     element = {
         "real_image": tf.constant(rng.uniform(-1, 1, (batch, n_critic, size, size, 3)), tf.float32),
         "real_aus": tf.constant(rng.uniform(0, 1, (batch, n_critic, 17)), tf.float32),
@@ -70,8 +63,8 @@ def main(argv):
     }
     sub_batch = [element[key][:, 0] for key in ("real_image", "real_aus", "target_aus")]
     real_image, real_aus, target_aus = sub_batch
-    compiled = lambda function: tf.function(function, jit_compile=FLAGS.jit_compile)
-    # Each update timed with the generator pass it needs; train_step shares one of them (gan.py).
+    compiled = lambda function: tf.function(function, jit_compile=settings.run.jit_compile)
+    # Each update timed with the generator pass it needs; train_step shares one of them (model/ganimation.py).
     critic_update = compiled(lambda: gan._critic_update(
         real_image, real_aus, gan.edit(real_image, target_aus)["fake_image"]))
     generator_update = compiled(lambda: gan._generator_update(

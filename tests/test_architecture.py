@@ -1,0 +1,166 @@
+"""The package's shape, checked: imports run one way, modules stay short, and tests mirror modules.
+
+The rule (README, "Architecture"): a subpackage imports only itself and the subpackages DEPENDS_ON
+names for it, which are all lower in the data flow; nothing in the package imports `scripts/` or
+`serving/`, and no two modules import each other, directly or through others. Imports inside
+functions count: a lazy import is still a dependency.
+"""
+
+import ast
+import pathlib
+
+import pytest
+
+from conftest import PROJECT_ROOT
+
+PACKAGE = PROJECT_ROOT / "tf_ganimation"
+MAX_MODULE_LINES = 400
+
+# Lower stages first. The top-level __init__ (the public API) and the deprecated old paths re-export
+# from every stage and are not a stage themselves.
+DEPENDS_ON = {
+    "core": set(),
+    "model": {"core"},
+    "faces": {"core"},
+    "data": {"core", "faces"},
+    "synthetic": {"core", "data"},
+    "runs": {"core", "model"},
+    "evaluation": {"core", "model", "data", "synthetic", "runs"},
+    "export": {"core", "model", "runs"},
+    "training": {"core", "model", "data", "synthetic", "runs", "evaluation"},
+    "editing": {"core", "model", "faces", "runs", "export"},
+    "cli": set(),
+    "flags": {"core", "runs"},
+}
+FACADES = {"tf_ganimation", "tf_ganimation._deprecated_paths"}
+
+
+def _module_name(path: pathlib.Path, root: pathlib.Path = PROJECT_ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules(folder: pathlib.Path) -> dict[str, pathlib.Path]:
+    return {_module_name(path): path for path in sorted(folder.rglob("*.py"))}
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    """Every module `path` imports (absolute names; `from a import b` counts a.b when it is a module)."""
+    tree = ast.parse(path.read_text(), str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _stage(module: str) -> str:
+    return module.split(".")[1] if module.count(".") else module
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules(PACKAGE)
+    return {name: {imported for imported in _imports(path) if imported in modules and imported != name}
+            for name, path in modules.items()}
+
+
+def test_every_subpackage_has_a_declared_place():
+    stages = {_stage(name) for name in _modules(PACKAGE) if name not in FACADES}
+    assert stages == set(DEPENDS_ON), "a new subpackage needs its place in DEPENDS_ON (and the README)"
+
+
+def test_no_stage_imports_a_higher_or_undeclared_stage():
+    violations = []
+    for module, imported in _graph().items():
+        if module in FACADES:
+            continue
+        for target in imported:
+            if target in FACADES:
+                continue
+            if _stage(target) != _stage(module) and _stage(target) not in DEPENDS_ON[_stage(module)]:
+                violations.append(f"{module} imports {target}")
+    assert not violations, "\n".join(sorted(violations))
+
+
+def test_the_declared_stages_form_no_cycle():
+    # DEPENDS_ON itself must be a partial order: otherwise "lower" means nothing.
+    order, visiting = [], set()
+
+    def visit(stage, path):
+        assert stage not in visiting, f"stage cycle: {' -> '.join(path + [stage])}"
+        if stage in order:
+            return
+        visiting.add(stage)
+        for lower in DEPENDS_ON[stage]:
+            visit(lower, path + [stage])
+        visiting.discard(stage)
+        order.append(stage)
+
+    for stage in DEPENDS_ON:
+        visit(stage, [])
+
+
+def test_no_import_cycle_between_modules():
+    graph = {name: targets - FACADES for name, targets in _graph().items() if name not in FACADES}
+    # A subpackage's __init__ is imported with each of its modules; it may not import them back.
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(module, path):
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == 1:
+                cycles.append(" -> ".join(path[path.index(target):] + [target]) if target in path else target)
+            elif target not in state:
+                visit(target, path + [target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "\n".join(cycles)
+
+
+@pytest.mark.parametrize("folder", ["tf_ganimation", "serving"])
+def test_nothing_in_the_libraries_imports_scripts_and_the_package_does_not_import_serving(folder):
+    offending = []
+    for name, path in _modules(PROJECT_ROOT / folder).items():
+        for imported in _imports(path):
+            if imported.split(".")[0] == "scripts" or (folder == "tf_ganimation" and imported.split(".")[0] == "serving"):
+                offending.append(f"{name} imports {imported}")
+    assert not offending, "\n".join(offending)
+
+
+def test_the_import_graph_test_sees_a_violation():
+    # The checks above run on real import statements: this one shows they can fail.
+    assert "tf_ganimation.runs.run_folder" in _graph()["tf_ganimation.runs.loading"] or \
+        "tf_ganimation.model.networks" in _graph()["tf_ganimation.runs.run_folder"]
+    assert "model" not in DEPENDS_ON["core"] and "training" not in DEPENDS_ON["evaluation"]
+
+
+@pytest.mark.parametrize("folder", ["tf_ganimation", "serving", "scripts"])
+def test_modules_are_readable_in_one_sitting(folder):
+    long = {str(path.relative_to(PROJECT_ROOT)): length for path in sorted((PROJECT_ROOT / folder).rglob("*.py"))
+            if (length := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+@pytest.mark.parametrize("folder", ["tf_ganimation", "serving"])
+def test_every_module_has_its_mirrored_test_file(folder):
+    missing = []
+    for path in sorted((PROJECT_ROOT / folder).rglob("*.py")):
+        if path.name.startswith("__") or path.name.startswith("_"):
+            continue
+        relative = path.relative_to(PROJECT_ROOT / folder)
+        test_dir = PROJECT_ROOT / "tests" / (relative.parent if folder == "tf_ganimation" else pathlib.Path("serving") / relative.parent)
+        if not (test_dir / f"test_{path.stem}.py").is_file():
+            missing.append(f"{folder}/{relative} -> {test_dir.relative_to(PROJECT_ROOT)}/test_{path.stem}.py")
+    assert not missing, "\n".join(missing)
+
+
+def test_test_file_names_are_unique():
+    names = [path.name for path in (PROJECT_ROOT / "tests").rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(name for name in names if names.count(name) > 1)
