@@ -1,7 +1,7 @@
 """The synthetic dataset: procedural faces with exact AU labels, in the authors' GANimation layout.
 
-`make_dataset` samples identities (`synthetic.sample_identity`) and AU vectors that look like OpenFace
-output on real faces (`sample_aus`), renders them (`synthetic.render_face`) and writes the folder the
+`make_dataset` samples identities (`identity.sample_identity`) and AU vectors that look like OpenFace
+output on real faces (`sample_aus`), renders them (`renderer.render_face`) and writes the folder the
 training pipeline reads, plus identities.json, from which `load_identities` lets evaluation render
 the true result of any edit.
 """
@@ -21,16 +21,12 @@ import time
 import numpy as np
 from PIL import Image
 
-from tf_ganimation.core import action_units
+from tf_ganimation.core import action_units, atomic
+from tf_ganimation.core.progress import Progress
 from tf_ganimation.data import annotations
 from tf_ganimation.data.layout import AUS_PICKLE, ID_LISTS, IMAGES_FOLDER
-from tf_ganimation.synthetic.renderer import (
-    MAX_SIZE,
-    MIN_SIZE,
-    Identity,
-    render_face,
-    sample_identity,
-)
+from tf_ganimation.synthetic.identity import Identity, sample_identity
+from tf_ganimation.synthetic.renderer import MAX_SIZE, MIN_SIZE, render_face
 
 # Folder layout written by `make_dataset` (the authors' GANimation layout plus identities.json).
 IDENTITIES_FILE = "identities.json"
@@ -82,31 +78,6 @@ class DatasetSummary:
     seconds: float
 
 
-class _Progress:
-    """A progress bar on stderr: redrawn in place on a terminal, a line per 10% in a log file."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled, self.done = total, enabled, 0
-        self.interactive = sys.stderr.isatty()
-        self.start = self.last = time.monotonic()
-        self.last_tenth = 0
-
-    def advance(self, count: int):
-        self.done += count
-        now = time.monotonic()
-        tenth = 10 * self.done // self.total
-        due = now - self.last > 0.2 if self.interactive else tenth > self.last_tenth
-        if not self.enabled or not (due or self.done == self.total):
-            return
-        self.last, self.last_tenth = now, tenth
-        filled = 30 * self.done // self.total
-        bar = "#" * filled + "." * (30 - filled)
-        text = f"rendering [{bar}] {self.done}/{self.total} images {now - self.start:.1f} s"
-        end = "\n" if self.done == self.total or not self.interactive else ""
-        sys.stderr.write(("\r" if self.interactive else "") + text + end)
-        sys.stderr.flush()
-
-
 def _render_chunk(task: tuple[str, int, list[tuple[str, Identity, np.ndarray]]]) -> int:
     images_dir, size, jobs = task
     for image_id, identity, raw_aus in jobs:
@@ -123,14 +94,6 @@ def _default_workers() -> int:
     which costs about what the second core saves, plus its memory.
     """
     return 1 if "tensorflow" in sys.modules else len(os.sched_getaffinity(0))
-
-
-def _write_atomically(path: str, data: bytes):
-    """Writes to a temporary name, then renames: readers see the old file, no file, or the whole new one."""
-    temporary = path + ".tmp"
-    with open(temporary, "wb") as file:
-        file.write(data)
-    os.replace(temporary, path)
 
 
 def _prepare_out_dir(out_dir: str, overwrite: bool):
@@ -216,25 +179,26 @@ def make_dataset(out_dir: str, num_images: int, image_size: int = 128, seed: int
     chunk = 32
     tasks = [(images_dir, image_size, jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
     workers = min(num_workers or _default_workers(), len(tasks))
-    bar = _Progress(len(jobs), progress)
+    bar = Progress(len(jobs), sys.stderr if progress else None, unit="images")
     if workers <= 1 or len(jobs) < 4 * chunk:
         for task in tasks:
-            bar.advance(_render_chunk(task))
+            bar.update(_render_chunk(task))
     else:
         # spawn, not fork: the caller may have TensorFlow loaded, which does not survive a fork.
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             for count in pool.imap_unordered(_render_chunk, tasks):
-                bar.advance(count)
+                bar.update(count)
+    bar.close()
 
     identities = "{\n" + ",\n".join(f"{json.dumps(image_id)}: {json.dumps(identity.to_dict())}"
                                      for image_id, identity, _ in jobs) + "\n}\n"
-    _write_atomically(os.path.join(out_dir, IDENTITIES_FILE), identities.encode())
+    atomic.write_bytes(os.path.join(out_dir, IDENTITIES_FILE), identities.encode())
     raw_aus = {image_id: raw for image_id, _, raw in jobs}
-    _write_atomically(os.path.join(out_dir, AUS_PICKLE), pickle.dumps(raw_aus, protocol=4))
+    atomic.write_bytes(os.path.join(out_dir, AUS_PICKLE), pickle.dumps(raw_aus, protocol=4))
     test_set = set(test_ids)
     train_ids = [image_id for image_id, _, _ in jobs if image_id not in test_set]
-    _write_atomically(os.path.join(out_dir, ID_LISTS["test"]), "".join(f"{i}.png\n" for i in test_ids).encode())
-    _write_atomically(os.path.join(out_dir, ID_LISTS["train"]), "".join(f"{i}.png\n" for i in train_ids).encode())
+    atomic.write_bytes(os.path.join(out_dir, ID_LISTS["test"]), "".join(f"{i}.png\n" for i in test_ids).encode())
+    atomic.write_bytes(os.path.join(out_dir, ID_LISTS["train"]), "".join(f"{i}.png\n" for i in train_ids).encode())
     return DatasetSummary(out_dir=out_dir, image_size=image_size, num_images=len(jobs),
                           num_identities=num_identities, num_train_images=len(train_ids),
                           num_test_images=len(test_ids), seconds=time.monotonic() - start)
