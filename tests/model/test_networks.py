@@ -115,3 +115,23 @@ def test_both_layer_variants_have_the_same_weights_and_compute_the_same(cpu_vari
         for key, value in network(*args).items():
             np.testing.assert_allclose(other(*args)[key], value, atol=1e-5)
     assert generator.cpu_variants is cpu_variants and critic.trunk[-1].cpu_variant is cpu_variants
+
+
+def test_weights_files_keep_the_layout_earlier_runs_saved(tmp_path):
+    # Keras addresses layers kept in lists by their class names: renaming a class would stop the weights
+    # files of earlier runs (critic.weights.h5, generator.weights.h5) from loading.
+    import h5py
+
+    critic = networks.build_critic(ModelConfig(image_size=16, critic_filters=8, critic_layers=2))
+    generator = networks.build_generator(ModelConfig(image_size=16, generator_filters=8,
+                                                     generator_residual_blocks=1, critic_layers=2))
+    layouts = {}
+    for network in (critic, generator):
+        path = tmp_path / f"{network.name}.weights.h5"
+        network.save_weights(path)
+        with h5py.File(path) as weights:
+            layouts[network.name] = (sorted(weights.keys()),
+                                     sorted(weights["layers"].keys()) if "layers" in weights else None)
+    # The layout of the quick start's critic.weights.h5 and generator.weights.h5 as written by 0.1.
+    assert layouts["critic"] == (["aus_head", "layers", "vars"], ["__strided_conv", "__strided_conv_1", "conv2d"])
+    assert layouts["generator"] == (["attention_head", "bottleneck", "color_head", "decoder", "encoder", "vars"], None)

@@ -98,8 +98,8 @@ class ResidualBlock(layers.Layer):
         return {**super().get_config(), "filters": self.filters}
 
 
-@keras.saving.register_keras_serializable(package="tf_ganimation", name="_StridedConv")
-class StridedConv(layers.Conv2D):
+@keras.saving.register_keras_serializable(package="tf_ganimation")
+class _StridedConv(layers.Conv2D):
     """The critic's 4x4 stride-2 "same" convolution (with bias).
 
     Args:
@@ -134,6 +134,12 @@ class StridedConv(layers.Conv2D):
         outputs = ops.matmul(ops.reshape(patches, [-1, patches.shape[-1]]),
                              ops.reshape(kernel, [-1, kernel.shape[-1]]))
         return ops.reshape(outputs, [-1, height // 2, width // 2, kernel.shape[-1]])
+
+
+# Keras' weights files address the layers a network keeps in a list (the critic's trunk) by their class
+# name, snake-cased ("_strided_conv", "_strided_conv_1", ...): the class keeps the name it had when the
+# first critics were saved, so that their critic.weights.h5 files still load, and is public as StridedConv.
+StridedConv = _StridedConv
 
 
 def fused_convolution(convolutions: Sequence[layers.Conv2D], features, fuse: bool | None = None) -> list:
