@@ -1,4 +1,4 @@
-r"""Edits or animates the faces in a photo: flags -> photo_editor.EditJob -> photo_editor.run(job).
+r"""Edits or animates the faces in a photo: flags -> edit_job.EditJob -> edit_job.run(job).
 
     python scripts/animate.py --model runs/quickstart --image photo.jpg --expression happy --out happy.png
     python scripts/animate.py --model models/ganimation/1 --image photo.jpg --aus AU12=1,AU06=0.8 --out smile.jpg
@@ -17,7 +17,7 @@ from absl import flags
 
 from tf_ganimation import cli
 from tf_ganimation.core import action_units
-from tf_ganimation.editing import photo_editor
+from tf_ganimation.editing import edit_job, editor
 from tf_ganimation.faces import detection
 
 flags.DEFINE_string("model", None, "A training run folder, a SavedModel version folder or a .tflite file.")
@@ -48,12 +48,12 @@ def main(argv):
     for name in ("model", "image"):
         if not getattr(FLAGS, name):
             raise cli.UserError(f"--{name} is required (see --help)")
-    job = photo_editor.EditJob(
+    job = edit_job.EditJob(
         model=FLAGS.model, image=FLAGS.image, expression=FLAGS.expression, aus=FLAGS.aus, start=FLAGS.start,
         out=FLAGS.out, gif=FLAGS.gif, sheet=FLAGS.sheet, frames=FLAGS.frames, fps=FLAGS.fps,
         animation_max_side=FLAGS.animation_max_side,
-        editor=photo_editor.EditorConfig(faces=FLAGS.faces, whole_image=FLAGS.whole_image))
-    print(json.dumps(photo_editor.run(job), indent=2))
+        editor=editor.EditorConfig(faces=FLAGS.faces, whole_image=FLAGS.whole_image))
+    print(json.dumps(edit_job.run(job), indent=2))
 
 
 if __name__ == "__main__":

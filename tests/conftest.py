@@ -53,15 +53,31 @@ def tiny_generator(seed: int = 0):
 
 
 def tiny_gan(seed: int = 1, n_critic: int = 2):
-    """A seeded GANimation of TINY_MODEL's sizes with both optimizers, as trainer.build_gan makes it."""
+    """A seeded GANimation of TINY_MODEL's sizes with both optimizers, as ganimation.make_gan makes it."""
     import keras
 
     from tf_ganimation.core.config import Config
-    from tf_ganimation.training import trainer
+    from tf_ganimation.model import ganimation
 
     keras.utils.set_random_seed(seed)
     config = Config(model=TINY_MODEL, data=DataConfig(image_size=32, n_critic=n_critic))
-    return trainer.build_gan(config, trainer.Schedule(1, 100, 100, 0))
+    return ganimation.make_gan(config, total_steps=100, decay_steps=0)
+
+
+def scalar_summaries(log_dir: pathlib.Path) -> dict[str, dict[int, float]]:
+    """{tag: {step: value}} of the scalar summaries in a run's TensorBoard logs."""
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    scalars: dict[str, dict[int, float]] = {}
+    for path in log_dir.glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(os.fspath(path)):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                array = tf.make_ndarray(value.tensor)
+                if array.ndim == 0:
+                    scalars.setdefault(value.tag, {})[event.step] = float(array)
+    return scalars
 
 
 # === Tiny datasets in the authors' layout (inventory.py layout (a)) ===

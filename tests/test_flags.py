@@ -3,10 +3,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PROJECT_ROOT
 
 from tf_ganimation import flags
 from tf_ganimation.core.config import Config
+
+from conftest import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -79,3 +80,19 @@ def test_long_quickstart_is_the_quickstart_trained_three_times_as_long(parsed_fl
     assert dataclasses.replace(long.optimizer, epochs=31, decay_epochs=9) == quick.optimizer
     assert (long.model, long.loss, long.data, long.run) == (quick.model, quick.loss, quick.data, quick.run)
     assert (quick_workdir, flags.FLAGS.workdir) == ("runs/quickstart", "runs/quickstart_long")
+
+
+def test_synthetic_images_is_a_data_flag_like_every_other_field(parsed_flags):
+    parsed_flags("--synthetic_images=30")
+    assert flags.build_config().data.synthetic_images == 30
+    resolved = flags.resolved_flags()
+    assert resolved.count("--synthetic_images=") == 1 and "--synthetic_images=30\n" in resolved
+    assert "render this many synthetic faces there first" in flags.FLAGS["synthetic_images"].help
+    parsed_flags("--synthetic_images=-1")
+    with pytest.raises(ValueError, match="synthetic_images=-1 is invalid: expected an integer >= 0"):
+        flags.build_config()
+
+
+def test_every_config_field_has_its_help_text():
+    names = {field.name for section in flags._SECTIONS.values() for field in dataclasses.fields(section)}
+    assert names - set(flags._HELP) == set()

@@ -13,6 +13,7 @@ import pathlib
 
 from absl import flags
 
+from tf_ganimation.core import atomic
 from tf_ganimation.core import config as config_lib
 from tf_ganimation.runs import run_folder
 
@@ -48,6 +49,7 @@ _HELP = {
     "shuffle_buffer": "TFRecords: consecutive records permuted together each epoch (image folders shuffle whole "
                       "epochs).",
     "seed": "Seed of the data order, the initial weights and the gradient penalty's draws.",
+    "synthetic_images": "When > 0 and --data_dir holds no dataset, render this many synthetic faces there first.",
     "strategy": "auto (all GPUs when several, else one device), one_device, mirrored or multi_worker (one "
                 "process per host, the cluster in TF_CONFIG; see README).",
     "mixed_precision": "none, mixed_bfloat16 or mixed_float16 (GPUs); losses stay float32.",
@@ -68,8 +70,6 @@ _HELP = {
 
 flags.DEFINE_string("workdir", None, "Run folder: checkpoints, logs, samples, config.json. Resumed when it exists.")
 flags.DEFINE_bool("dry_run", False, "Print the resolved configuration and exit.")
-flags.DEFINE_integer("synthetic_images", 0,
-                     "When > 0 and --data_dir holds no dataset, render this many synthetic faces there first.")
 
 
 def _define(field: dataclasses.Field) -> None:
@@ -111,14 +111,10 @@ def require_workdir() -> pathlib.Path:
 
 def resolved_flags() -> str:
     """Every flag of this module with its value, as a flagfile that reproduces the run."""
-    names = sorted({"workdir", "synthetic_images"} | {field.name for cls in _SECTIONS.values()
-                                                       for field in dataclasses.fields(cls)})
+    names = sorted({"workdir"} | {field.name for cls in _SECTIONS.values() for field in dataclasses.fields(cls)})
     return "".join(f"{FLAGS[name].serialize()}\n" for name in names if FLAGS[name].value is not None)
 
 
 def write_resolved_flags(workdir: os.PathLike) -> pathlib.Path:
     """Writes the resolved flags to `<workdir>/flags.txt`."""
-    path = pathlib.Path(workdir) / run_folder.FLAGS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    run_folder.atomic_write_text(path, resolved_flags())
-    return path
+    return atomic.write_text(pathlib.Path(workdir) / run_folder.FLAGS_FILE, resolved_flags())

@@ -85,7 +85,7 @@ def _networks(torch, image_size):
 
 
 def _median_seconds(function, repeats, warmup):
-    # The same loop as tflite.latency_ms, kept here so that this process never imports TensorFlow.
+    # The same loop as tflite_benchmark.latency_ms, kept here so that this process never imports TensorFlow.
     for _ in range(warmup):
         function()
     times = []

@@ -17,7 +17,7 @@ from absl import flags
 from tf_ganimation import cli
 from tf_ganimation import flags as training_flags
 from tf_ganimation.core.config import ModelConfig
-from tf_ganimation.export import tflite
+from tf_ganimation.export import tflite, tflite_benchmark
 
 _QUANTIZATIONS = flags.DEFINE_multi_enum("quantization", list(tflite.QUANTIZATIONS), tflite.QUANTIZATIONS,
                                          "Modes to convert and time (repeat the flag for several).")
@@ -39,9 +39,9 @@ def main(argv):
     model_config = ModelConfig(image_size=FLAGS.image_size, generator_filters=FLAGS.generator_filters,
                                generator_residual_blocks=FLAGS.generator_residual_blocks, critic_layers=2)
     with tempfile.TemporaryDirectory(prefix="benchmark_tflite_") as temporary:
-        rows = tflite.benchmark(model_config, _OUT_DIR.value or temporary, _QUANTIZATIONS.value,
-                                num_threads=_NUM_THREADS.value, runs=_RUNS.value, warmup=_WARMUP.value,
-                                seed=FLAGS.seed)
+        rows = tflite_benchmark.benchmark(model_config, _OUT_DIR.value or temporary, _QUANTIZATIONS.value,
+                                          num_threads=_NUM_THREADS.value, runs=_RUNS.value, warmup=_WARMUP.value,
+                                          seed=FLAGS.seed)
     print(f"generator: {FLAGS.generator_filters} filters, {FLAGS.generator_residual_blocks} residual blocks, {FLAGS.image_size} px, "
           f"batch 1; LiteRT XNNPACK {_NUM_THREADS.value} threads; median of {_RUNS.value} runs\n")
     print("| model | file size | max abs error on [0, 1] | median latency | min latency |")

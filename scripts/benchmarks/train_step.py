@@ -22,7 +22,7 @@ from absl import flags
 
 from tf_ganimation import cli
 from tf_ganimation import flags as training_flags
-from tf_ganimation.export import tflite
+from tf_ganimation.export import tflite_benchmark
 from tf_ganimation.model import ganimation, networks, optimizers
 
 flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (the median is reported).")
@@ -31,9 +31,9 @@ FLAGS = flags.FLAGS
 
 
 def _median_seconds(function, repeats: int, warmup: int) -> float:
-    """tflite.latency_ms's median of `function()` with its outputs copied to NumPy (so the work is done)."""
+    """tflite_benchmark.latency_ms's median of `function()` with its outputs copied to NumPy (so the work is done)."""
     materialised = lambda: tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, function())
-    return tflite.latency_ms(materialised, runs=repeats, warmup=warmup)["median_ms"] / 1000.0
+    return tflite_benchmark.latency_ms(materialised, runs=repeats, warmup=warmup)["median_ms"] / 1000.0
 
 
 def _peak_memory_mb() -> float:

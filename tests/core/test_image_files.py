@@ -1,4 +1,5 @@
-"""Tests for tf_ganimation/image_files.py: every photo made here (or read from the shared photos), all tiny."""
+"""Tests for tf_ganimation/core/image_files.py: every photo and training image made here (or read from the
+shared photos), all tiny."""
 
 import io
 import pathlib
@@ -164,3 +165,66 @@ def test_unreadable_files_name_the_file(tmp_path):
         image_files.read_photo(tmp_path / "missing.png")
     with pytest.raises(FileNotFoundError, match="is not a file"):
         image_files.read_photo(tmp_path)
+
+
+# === Training images ===
+
+
+def _encoded(image: Image.Image, format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def test_reasons_and_limit_are_the_words_the_data_summary_prints():
+    assert (image_files.MISSING_IMAGE, image_files.EMPTY_FILE, image_files.NOT_AN_IMAGE) == (
+        "missing image", "empty file", "not an image")
+    assert (image_files.UNSUPPORTED_IMAGE_FORMAT, image_files.CORRUPT_IMAGE, image_files.TOO_MANY_PIXELS) == (
+        "not JPEG/PNG", "truncated or corrupt image", "too many pixels (a decompression bomb?)")
+    assert image_files.MAX_TRAINING_IMAGE_PIXELS == 25_000_000
+    assert image_files.TRAINING_IMAGE_EXTENSIONS == (".jpg", ".jpeg", ".png")
+
+
+def test_training_image_pixel_limit_is_checked_on_the_header(tmp_path):
+    path = tmp_path / "claims.png"
+    # 5000 x 5000 = 25,000,000 pixels claimed by ~1 KB of rows: at the limit, so decoded (and corrupt).
+    path.write_bytes(_png(5000, 5000, 8, 0, b"\x00" * 1024))
+    assert image_files.check_training_image(str(path)) == image_files.CORRUPT_IMAGE
+    assert image_files.check_training_image(str(path), max_pixels=24_999_999) == image_files.TOO_MANY_PIXELS
+
+
+def test_each_kind_of_training_image_file_gets_its_reason(tmp_path):
+    image = Image.fromarray(_pattern())
+    png = _encoded(image, "PNG")
+    bad_crc = bytearray(png)
+    bad_crc[-20] ^= 0xFF  # inside the IDAT chunk: PIL's load() would not notice, libpng does
+    files = {
+        "good.jpg": (_encoded(image, "JPEG"), None),
+        "png_named.jpg": (png, None),
+        "gray.png": (_encoded(image.convert("L"), "PNG"), None),
+        "cmyk.jpg": (_encoded(image.convert("CMYK"), "JPEG"), None),
+        "empty.jpg": (b"", image_files.EMPTY_FILE),
+        "text.jpg": (b"id,au01\nface,1.0\n" * 20, image_files.NOT_AN_IMAGE),
+        "gif.jpg": (_encoded(image, "GIF"), image_files.UNSUPPORTED_IMAGE_FORMAT),
+        "bmp.png": (_encoded(image, "BMP"), image_files.UNSUPPORTED_IMAGE_FORMAT),
+        "webp.png": (_encoded(image, "WEBP"), image_files.UNSUPPORTED_IMAGE_FORMAT),
+        "truncated.jpg": (_encoded(image, "JPEG")[:300], image_files.CORRUPT_IMAGE),
+        "truncated.png": (png[:-30], image_files.CORRUPT_IMAGE),
+        "bad_crc.png": (bytes(bad_crc), image_files.CORRUPT_IMAGE),
+        "bomb.png": (_png(30000, 30000, 8, 2, b""), image_files.TOO_MANY_PIXELS),  # over PIL's own limit too
+    }
+    for name, (data, _) in files.items():
+        (tmp_path / name).write_bytes(data)
+    for name, (_, reason) in files.items():
+        assert image_files.check_training_image(str(tmp_path / name), image_size=16) == reason, name
+    assert image_files.check_training_image(str(tmp_path / "absent.png")) == image_files.MISSING_IMAGE
+
+
+def test_check_training_images_returns_only_the_unusable_ones(tmp_path):
+    good, empty = tmp_path / "good.png", tmp_path / "empty.png"
+    Image.fromarray(_pattern()).save(good)
+    empty.write_bytes(b"")
+    paths = [str(good), str(empty), str(tmp_path / "absent.jpg")]
+    assert image_files.check_training_images(paths, num_threads=2) == {
+        str(empty): image_files.EMPTY_FILE, str(tmp_path / "absent.jpg"): image_files.MISSING_IMAGE}
+    assert image_files.check_training_images([]) == {}

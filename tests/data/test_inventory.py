@@ -1,4 +1,4 @@
-"""Tests for tf_ganimation/inventory.py: layouts, validation and its summary, fuzzed files."""
+"""Tests for tf_ganimation/data/inventory.py: layouts, validation and its summary, fuzzed files."""
 
 import hashlib
 import os
@@ -7,11 +7,12 @@ import pickle
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import config_for, half_image, make_ganimation_dir, raw_aus_of
 from PIL import Image
 
-from tf_ganimation.core import action_units
+from tf_ganimation.core import action_units, image_files
 from tf_ganimation.data import annotations, inventory, pipeline
+
+from conftest import config_for, half_image, make_ganimation_dir, raw_aus_of
 
 # === Layouts ===
 
@@ -134,10 +135,10 @@ def test_bad_examples_are_skipped_counted_and_named(tmp_path):
     summary = examples.summary
     assert summary.usable == {"train": 10, "test": 2}
     assert summary.skipped_counts() == {
-        inventory.NOT_AN_IMAGE: 1, inventory.CORRUPT_IMAGE: 2, inventory.EMPTY_FILE: 1, inventory.NO_AUS: 1,
+        image_files.NOT_AN_IMAGE: 1, image_files.CORRUPT_IMAGE: 2, image_files.EMPTY_FILE: 1, inventory.NO_AUS: 1,
         annotations.NON_FINITE_AUS: 1, annotations.WRONG_AU_COUNT: 1, annotations.AUS_OUT_OF_RANGE: 2,
-        inventory.MISSING_IMAGE: 1}
-    assert summary.skipped[inventory.CORRUPT_IMAGE] == ("truncated", "truncated_png")
+        image_files.MISSING_IMAGE: 1}
+    assert summary.skipped[image_files.CORRUPT_IMAGE] == ("truncated", "truncated_png")
     text = str(summary)
     assert "skipped: 10" in text and "truncated or corrupt image: 2 (truncated, truncated_png)" in text
     element = next(iter(pipeline.make_training_dataset(config_for(root), examples=examples)))
@@ -188,14 +189,14 @@ GOOD_FUZZ = {
 }
 # name -> (file bytes or None for no file, extension, AU vector or None for no AUs, expected reason).
 BAD_FUZZ = {
-    "zero_bytes": (lambda face: b"", ".jpg", None, inventory.EMPTY_FILE),
-    "truncated_jpeg": (lambda face: _encoded(face, "JPEG")[:300], ".jpg", None, inventory.CORRUPT_IMAGE),
-    "truncated_png": (lambda face: _encoded(face, "PNG")[:-30], ".png", None, inventory.CORRUPT_IMAGE),
-    "text_named_jpg": (lambda face: b"id,au01\nface,1.0\n" * 20, ".jpg", None, inventory.NOT_AN_IMAGE),
-    "gif_named_jpg": (lambda face: _encoded(face, "GIF"), ".jpg", None, inventory.UNSUPPORTED_IMAGE_FORMAT),
-    "bmp_named_png": (lambda face: _encoded(face, "BMP"), ".png", None, inventory.UNSUPPORTED_IMAGE_FORMAT),
-    "bomb_30000_px": (lambda face: claimed_size_png(30000, 30000), ".png", None, inventory.TOO_MANY_PIXELS),
-    "bomb_6000_px": (lambda face: claimed_size_png(6000, 6000), ".png", None, inventory.TOO_MANY_PIXELS),
+    "zero_bytes": (lambda face: b"", ".jpg", None, image_files.EMPTY_FILE),
+    "truncated_jpeg": (lambda face: _encoded(face, "JPEG")[:300], ".jpg", None, image_files.CORRUPT_IMAGE),
+    "truncated_png": (lambda face: _encoded(face, "PNG")[:-30], ".png", None, image_files.CORRUPT_IMAGE),
+    "text_named_jpg": (lambda face: b"id,au01\nface,1.0\n" * 20, ".jpg", None, image_files.NOT_AN_IMAGE),
+    "gif_named_jpg": (lambda face: _encoded(face, "GIF"), ".jpg", None, image_files.UNSUPPORTED_IMAGE_FORMAT),
+    "bmp_named_png": (lambda face: _encoded(face, "BMP"), ".png", None, image_files.UNSUPPORTED_IMAGE_FORMAT),
+    "bomb_30000_px": (lambda face: claimed_size_png(30000, 30000), ".png", None, image_files.TOO_MANY_PIXELS),
+    "bomb_6000_px": (lambda face: claimed_size_png(6000, 6000), ".png", None, image_files.TOO_MANY_PIXELS),
     "aus_missing": (None, ".jpg", "absent", inventory.NO_AUS),
     "aus_nan": (None, ".jpg", [np.nan] + [1.0] * 16, annotations.NON_FINITE_AUS),
     "aus_inf": (None, ".jpg", [np.inf] + [1.0] * 16, annotations.NON_FINITE_AUS),
@@ -204,7 +205,7 @@ BAD_FUZZ = {
     "aus_16": (None, ".jpg", [1.0] * 16, annotations.WRONG_AU_COUNT),
     "aus_18": (None, ".jpg", [1.0] * 18, annotations.WRONG_AU_COUNT),
     "aus_text": (None, ".jpg", "not numbers", annotations.WRONG_AU_COUNT),
-    "image_missing": (None, None, None, inventory.MISSING_IMAGE),
+    "image_missing": (None, None, None, image_files.MISSING_IMAGE),
 }
 
 
@@ -241,7 +242,7 @@ def test_fuzzed_data_every_bad_item_counted_by_kind_and_no_good_example_lost(tmp
     config = config_for(root, batch_size=2, n_critic=1)
     examples = inventory.load_examples(config)
     assert examples.summary.skipped_counts() == expected
-    assert set(examples.summary.skipped[inventory.TOO_MANY_PIXELS]) == {"bomb_30000_px", "bomb_6000_px"}
+    assert set(examples.summary.skipped[image_files.TOO_MANY_PIXELS]) == {"bomb_30000_px", "bomb_6000_px"}
     assert examples.summary.usable == {"train": 10 + len(good), "test": 2}
     assert set(good) <= set(examples.train.ids)
     # Every usable example decodes in TensorFlow too (ignore_errors would drop and shorten it).
@@ -259,10 +260,3 @@ def test_fuzzed_data_every_bad_item_counted_by_kind_and_no_good_example_lost(tmp
     epoch = np.concatenate([e["real_image"].numpy()[:, 0] for e in stream.take(len(examples.train))])
     assert len({image.tobytes() for image in epoch}) == len({image.tobytes() for image in images})
 
-
-def test_image_pixel_limit_is_checked_on_the_header(tmp_path):
-    path = tmp_path / "claims.png"
-    path.write_bytes(claimed_size_png(5000, 5000))  # 25,000,000 pixels: at the limit, then undecodable rows
-    assert inventory.check_image_file(str(path)) == inventory.CORRUPT_IMAGE
-    assert inventory.check_image_file(str(path), max_pixels=24_999_999) == inventory.TOO_MANY_PIXELS
-    assert inventory.MAX_IMAGE_PIXELS == 25_000_000

@@ -10,10 +10,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import config_for, half_image, make_ganimation_dir
 
 from tf_ganimation.core.config import DataConfig
 from tf_ganimation.data import inventory, pipeline
+
+from conftest import config_for, half_image, make_ganimation_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

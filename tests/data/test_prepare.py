@@ -1,4 +1,5 @@
-"""Tests for tf_ganimation/prepare.py and scripts/prepare_dataset.py --photos: the shared photos, in this process."""
+"""Tests for tf_ganimation/data/prepare.py and scripts/prepare_dataset.py --photos: the shared photos, in this
+process."""
 
 import io
 import json
@@ -10,13 +11,14 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import PHOTOS_DIR, PROJECT_ROOT
 from PIL import Image
 
 from tf_ganimation.core import action_units, image_files
 from tf_ganimation.core.config import DataConfig
-from tf_ganimation.data import annotations, inventory, layout, pipeline, prepare
-from tf_ganimation.faces import detection
+from tf_ganimation.data import annotations, inventory, layout, pipeline, prepare, prepare_journal
+from tf_ganimation.faces import alignment, detection
+
+from conftest import PHOTOS_DIR, PROJECT_ROOT
 
 SIZE = 32
 SHARED = ("astronaut.png", "chelsea.png", "coffee.png")
@@ -57,9 +59,13 @@ def config_for(tmp_path, photo_folders, **overrides):
 
 def test_layout_is_read_by_the_training_pipeline(tmp_path, photo_folders, detector):
     config = config_for(tmp_path, photo_folders)
-    summary = prepare.prepare_photos(config, progress=None, detector=detector)
+    progress = io.StringIO()  # not a terminal: one line at the end (and every 10 s)
+    summary = prepare.prepare_photos(config, progress=progress, detector=detector)
     assert summary.kept == ("astronaut",) and summary.processed == 3 and summary.photos == 3
-    assert summary.skipped == {prepare.NO_FACE: ("chelsea", "coffee")}
+    lines = progress.getvalue().splitlines()
+    assert lines[-1].startswith("[##############################] 3/3 photos, kept 1, ") and lines[-1].endswith(" s")
+    assert progress.getvalue().endswith("\n") and "\r" not in progress.getvalue()
+    assert summary.skipped == {prepare_journal.NO_FACE: ("chelsea", "coffee")}
     assert summary.usable == {"train": 1, "test": 0} and summary.has_aus
     assert "skipped, no face: 2 (chelsea, coffee)" in str(summary)
 
@@ -68,9 +74,9 @@ def test_layout_is_read_by_the_training_pipeline(tmp_path, photo_folders, detect
     np.testing.assert_allclose(examples.train.aus[0], np.array(RAW_AUS) / 5)  # raw 0..5 in the pickle
     with Image.open(examples.train.image_paths[0]) as crop:
         assert crop.size == (SIZE, SIZE) and crop.format == "JPEG"
-    with open(os.path.join(config.out_dir, prepare.AUS_PICKLE), "rb") as file:
+    with open(os.path.join(config.out_dir, layout.AUS_PICKLE), "rb") as file:
         assert list(pickle.load(file)) == ["astronaut"]
-    info = json.loads((tmp_path / "out" / prepare.INFO_FILE).read_text())
+    info = json.loads((tmp_path / "out" / prepare_journal.INFO_FILE).read_text())
     assert info["skipped"] == {"no face": 2} and info["settings"]["image_size"] == SIZE
     element = next(iter(pipeline.make_training_dataset(
         DataConfig(data_dir=config.out_dir, image_size=SIZE, batch_size=1, n_critic=1), examples=examples)))
@@ -80,21 +86,19 @@ def test_layout_is_read_by_the_training_pipeline(tmp_path, photo_folders, detect
 def test_crops_are_the_editors_crops(tmp_path, photo_folders, detector):
     config = config_for(tmp_path, photo_folders, crop_format="png")
     prepare.prepare_photos(config, progress=None, detector=detector)
-    record = prepare.read_journal(tmp_path / "out" / prepare.JOURNAL_FILE)["astronaut"]
+    record = prepare_journal.read_journal(tmp_path / "out" / prepare_journal.JOURNAL_FILE)["astronaut"]
     astronaut = image_files.read_photo(PHOTOS_DIR / "astronaut.png")
-    expected, transform = detection.crop_face(astronaut, detection.Face.from_dict(record["face"]), SIZE)
-    recorded = detection.CropTransform.from_dict(record["transform"])
+    expected, transform = alignment.crop_face(astronaut, detection.Face.from_dict(record["face"]), SIZE)
+    recorded = alignment.CropTransform.from_dict(record["transform"])
     np.testing.assert_allclose(recorded.center, transform.center, atol=0.01)
     assert (recorded.angle, recorded.scale, recorded.size) == pytest.approx(
         (transform.angle, transform.scale, SIZE), abs=1e-3)
-    from tf_ganimation.editing import (
-        photo_editor,  # the editor's crop of the same photo, from its own detection
-    )
+    from tf_ganimation.editing.editor import Editor  # the editor's crop of the same photo, from its own detection
 
     class SizeOnly:
         image_size = SIZE
 
-    editor_crop = photo_editor.Editor(SizeOnly(), detector=detector).find_faces(astronaut)[0]
+    editor_crop = Editor(SizeOnly(), detector=detector).find_faces(astronaut)[0]
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "imgs" / "astronaut.png")), editor_crop.crop)
     np.testing.assert_allclose(editor_crop.crop, expected, atol=1)  # the journal's face is rounded to 0.01 px
 
@@ -107,11 +111,11 @@ def test_rerun_skips_finished_photos(tmp_path, photo_folders, detector):
     again = prepare.prepare_photos(config, progress=None, detector=detector)
     assert again.processed == 0 and again.kept == ("astronaut",) and crop.stat().st_mtime_ns == written
     crop.unlink()  # a lost crop is made again
-    journal = tmp_path / "out" / prepare.JOURNAL_FILE
+    journal = tmp_path / "out" / prepare_journal.JOURNAL_FILE
     with open(journal, "a") as file:
         file.write('{"id": "coffee", "sta')  # a record cut short by a killed run
     assert prepare.prepare_photos(config, progress=None, detector=detector).processed == 1 and crop.is_file()
-    assert sorted(prepare.read_journal(journal)) == ["astronaut", "chelsea", "coffee"]
+    assert sorted(prepare_journal.read_journal(journal)) == ["astronaut", "chelsea", "coffee"]
     assert prepare.prepare_photos(config, progress=None, detector=detector).processed == 0
     with pytest.raises(ValueError, match="prepared with other settings.*use another --out"):
         prepare.prepare_photos(config_for(tmp_path, photo_folders, image_size=64), progress=None, detector=detector)
@@ -122,7 +126,7 @@ def test_au_problems_are_skipped_and_retried(tmp_path, photo_folders, detector):
     (openface_dir / "astronaut.csv").unlink()
     config = config_for(tmp_path, photo_folders)
     summary = prepare.prepare_photos(config, progress=None, detector=detector)
-    assert summary.kept == () and summary.skipped[prepare.NO_AU_FILE] == ("astronaut",)
+    assert summary.kept == () and summary.skipped[prepare_journal.NO_AU_FILE] == ("astronaut",)
     write_openface_csv(openface_dir / "astronaut.csv", success=0)  # OpenFace found no face
     summary = prepare.prepare_photos(config, progress=None, detector=detector)
     assert summary.processed == 1 and summary.skipped[annotations.NO_FACE_IN_AU_FILE] == ("astronaut",)
@@ -132,14 +136,14 @@ def test_au_problems_are_skipped_and_retried(tmp_path, photo_folders, detector):
     write_openface_csv(openface_dir / "astronaut.csv")
     summary = prepare.prepare_photos(config, progress=None, detector=detector)
     assert summary.processed == 1 and summary.kept == ("astronaut",)
-    assert summary.skipped == {prepare.NO_FACE: ("chelsea", "coffee")}  # final: not processed again
+    assert summary.skipped == {prepare_journal.NO_FACE: ("chelsea", "coffee")}  # final: not processed again
 
 
 def test_without_csvs_the_crops_wait_for_openface(tmp_path, photo_folders, detector):
     config = config_for(tmp_path, photo_folders, openface_dir="")
     summary = prepare.prepare_photos(config, progress=None, detector=detector)
     assert summary.kept == ("astronaut",) and not summary.has_aus
-    assert not (tmp_path / "out" / prepare.AUS_PICKLE).exists()
+    assert not (tmp_path / "out" / layout.AUS_PICKLE).exists()
     assert "FaceLandmarkImg -fdir" in str(summary) and "openface" in str(summary)
     with pytest.raises(inventory.DatasetNotFoundError, match="cannot tell the layout"):
         inventory.load_examples(DataConfig(data_dir=config.out_dir, image_size=SIZE))
@@ -167,11 +171,12 @@ def test_several_faces_unreadable_and_duplicate_photos(tmp_path, photo_folders, 
     summary = prepare.prepare_photos(config_for(tmp_path, photo_folders, several_faces="skip"), progress=None,
                                      detector=detector)
     assert summary.kept == ("astronaut",) and summary.photos == 6
-    assert summary.skipped == {prepare.NO_FACE: ("chelsea", "coffee"), prepare.SEVERAL_FACES: ("group",),
-                               prepare.UNREADABLE_PHOTO: ("notes",), prepare.DUPLICATE_ID: ("astronaut.webp",)}
+    assert summary.skipped == {
+        prepare_journal.NO_FACE: ("chelsea", "coffee"), prepare_journal.SEVERAL_FACES: ("group",),
+        prepare_journal.UNREADABLE_PHOTO: ("notes",), prepare_journal.DUPLICATE_ID: ("astronaut.webp",)}
     summary = prepare.prepare_photos(config_for(tmp_path, photo_folders), progress=None, detector=detector)
     assert summary.processed == 1 and summary.kept == ("astronaut", "group")  # "largest" keeps the big face
-    record = prepare.read_journal(tmp_path / "out" / prepare.JOURNAL_FILE)["group"]
+    record = prepare_journal.read_journal(tmp_path / "out" / prepare_journal.JOURNAL_FILE)["group"]
     assert record["faces_found"] == 2 and record["face"]["box"][0] < 512
 
 
@@ -192,15 +197,6 @@ def test_default_split_is_the_one_inventory_makes_without_id_lists():
     ids = [f"face_{index}" for index in range(200)]
     splits, _ = inventory._split_ids("/nonexistent", ids)
     assert [example_id for example_id in ids if layout.split_of(example_id) == "test"] == splits["test"]
-
-
-def test_progress_lines():
-    stream = io.StringIO()
-    progress = prepare.Progress(3, stream)
-    for kept in (True, False, True):
-        progress.update(kept)
-    progress.close()
-    assert stream.getvalue().splitlines()[-1].startswith("[##############################] 3/3 photos, kept 2,")
 
 
 @pytest.mark.slow

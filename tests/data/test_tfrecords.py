@@ -1,4 +1,4 @@
-"""Tests for tf_ganimation/tfrecords.py and scripts/prepare_dataset.py --to_tfrecord."""
+"""Tests for tf_ganimation/data/tfrecords.py and scripts/prepare_dataset.py --to_tfrecord."""
 
 import io
 import json
@@ -59,6 +59,42 @@ def test_parse_example_normalises_raw_aus_and_flags_bad_records():
         assert not parsed["valid"] and parsed["real_aus"].shape == (17,)
 
 
+def test_is_jpeg_or_png_reads_the_first_bytes():
+    encoded = tf.constant([jpeg_bytes(), b"\x89PNG\r\n\x1a\n...", b"\x89PNG\r\n", b"GIF89a", b"", b"\xff"])
+    assert tf.map_fn(tfrecords.is_jpeg_or_png, encoded, fn_output_signature=tf.bool).numpy().tolist() == [
+        True, True, False, False, False, False]
+
+
+def test_read_records_keeps_valid_records_in_file_order_per_pipeline(tmp_path):
+    paths = []
+    for index, ids in enumerate([("a", "b", "bad", "c"), ("d", "e")]):
+        paths.append(str(tmp_path / tfrecords.shard_name("test", index, 2)))
+        with tf.io.TFRecordWriter(paths[-1]) as writer:
+            for example_id in ids:
+                aus = [np.nan] * 17 if example_id == "bad" else [0.5] * 17
+                writer.write(tfrecords.serialize_example(jpeg_bytes(), aus, example_id))
+
+    def ids(shard):
+        return [record["id"].decode() for record in tfrecords.read_records(paths, shard).as_numpy_iterator()]
+
+    assert ids((1, 0)) == ["a", "d", "b", "e", "c"]  # the files interleaved record by record, "bad" dropped
+    assert (ids((2, 0)), ids((2, 1))) == (["a", "b", "c"], ["d", "e"])  # whole files per pipeline
+    # Fewer files than pipelines: every third record of a, d, b, e, bad, c, before "bad" is dropped.
+    assert (ids((3, 0)), ids((3, 1)), ids((3, 2))) == (["a", "e"], ["d"], ["b", "c"])
+
+
+def test_a_failed_write_leaves_no_shard_and_no_temporary(tmp_path, monkeypatch):
+    examples = inventory.load_examples(config_for(make_source(tmp_path / "source", num_train=4, num_test=0)))
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(tfrecords, "serialize_example", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        tfrecords.write_dataset(examples, str(tmp_path / "out"))
+    assert os.listdir(tmp_path / "out") == []
+
+
 def test_round_trip_keeps_ids_aus_and_pixels(tmp_path):
     source = make_source(tmp_path / "source")
     examples = inventory.load_examples(config_for(source))
@@ -68,7 +104,7 @@ def test_round_trip_keeps_ids_aus_and_pixels(tmp_path):
         "dataset_info.json", "test-00000-of-00003.tfrecord", "test-00001-of-00003.tfrecord",
         "test-00002-of-00003.tfrecord", "train-00000-of-00003.tfrecord", "train-00001-of-00003.tfrecord",
         "train-00002-of-00003.tfrecord"]
-    assert json.loads((out / "dataset_info.json").read_text()) == info
+    assert (out / "dataset_info.json").read_text() == json.dumps(info, indent=2)  # no temporary file is left
     assert info["splits"]["train"]["num_examples"] == 10 and info["splits"]["test"]["num_examples"] == 3
     assert info["aus_normalized"] is True and len(info["au_names"]) == 17
 

@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import PROJECT_ROOT, TINY_MODEL, tiny_generator
 from PIL import Image
 
 from tf_ganimation.core import action_units
@@ -18,6 +17,8 @@ from tf_ganimation.core.config import Config, DataConfig, ModelConfig
 from tf_ganimation.export import saved_model
 from tf_ganimation.model import networks
 from tf_ganimation.runs import run_folder
+
+from conftest import PROJECT_ROOT, TINY_MODEL, tiny_generator
 
 SIZE = 32
 
@@ -301,4 +302,4 @@ def test_export_script_exports_a_run_and_reports_user_errors(tmp_path):
     assert (tmp_path / "models" / "3" / "saved_model.pb").is_file() and "models/3" in ok.stdout
     again = subprocess.run(script + ["--workdir", str(run), "--export_dir", str(tmp_path / "models"), "--version", "3"],
                            capture_output=True, text=True, timeout=300, env=env)
-    assert again.returncode == 1 and "never overwritten" in again.stderr and "Traceback" not in again.stderr
+    assert again.returncode == 2 and "never overwritten" in again.stderr and "Traceback" not in again.stderr

@@ -6,13 +6,15 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import PROJECT_ROOT, TINY_MODEL, tiny_generator
 from tensorflow.lite.python import schema_py_generated as schema
 
 from tf_ganimation.core import action_units
 from tf_ganimation.core.config import Config, DataConfig
 from tf_ganimation.export import gpu_compatibility, litert, saved_model, tflite
+from tf_ganimation.model import edit_model
 from tf_ganimation.runs import run_folder
+
+from conftest import PROJECT_ROOT, TINY_MODEL, tiny_generator
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,30 @@ def test_each_mode_converts_within_its_parity_tolerance(conversions, quantizatio
     assert max(result.max_abs_error.values()) <= tolerance
     assert result.unsupported_operators == ()
     assert not list(result.model_path.parent.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("quantization", ["none", "float16"])
+def test_the_parity_figures_are_the_tflite_edit_model_against_the_keras_one(generator, conversions, quantization):
+    result = conversions[quantization]
+    config = tflite.ConversionConfig(quantization=quantization)
+    converted = litert.TFLiteEditModel(result.model_path)
+    # Remeasured from the written file against a fresh KerasEditModel: the same figures, to the bit.
+    assert tflite.measure_parity(converted, edit_model.KerasEditModel(generator, 32), config) == result.max_abs_error
+    assert all(error > 0.0 for error in result.max_abs_error.values())  # a measurement, not two copies of one model
+
+
+def test_the_converted_function_is_the_edit_at_a_fixed_batch(generator):
+    function = tflite.fixed_batch_function(lambda images, aus: edit_model.edit_images(generator, images, aus),
+                                           32, 17, batch_size=2)
+    (images, aus), _ = function.get_concrete_function().structured_input_signature
+    assert (images.name, images.shape.as_list(), aus.name, aus.shape.as_list()) == ("images", [2, 32, 32, 3],
+                                                                                    "aus", [2, 17])
+    inputs = tflite.parity_inputs(2, 32, seed=5)
+    outputs = function(*inputs)
+    assert list(outputs) == ["images", "attention", "color"]
+    expected = edit_model.KerasEditModel(generator, 32).edit(*inputs)
+    for name in outputs:
+        np.testing.assert_allclose(outputs[name].numpy(), expected[name], atol=1e-6)
 
 
 def test_quantization_shrinks_the_file_and_costs_precision(conversions):
@@ -90,7 +116,7 @@ def test_saved_model_and_tflite_agree(generator, tmp_path):
     images, aus = tflite.parity_inputs(3, 32, seed=11)
     loaded = tf.saved_model.load(str(version_dir))  # kept: `edit` reads its variables
     expected = loaded.edit(images, aus)
-    converted = litert.TFLiteGenerator(result.model_path)(images, aus)
+    converted = litert.TFLiteEditModel(result.model_path).edit(images, aus)
     for name in litert.OUTPUT_NAMES:
         np.testing.assert_allclose(converted[name], expected[name].numpy(), atol=1e-2)
 
@@ -100,8 +126,9 @@ def test_a_training_run_converts_from_its_workdir(generator, tmp_path):
     generator.save_weights(tmp_path / run_folder.GENERATOR_WEIGHTS)
     result = tflite.convert_workdir(tmp_path, tmp_path / "run.tflite", tflite.ConversionConfig(quantization="none"))
     images, aus = tflite.parity_inputs(2, 32, seed=3)
-    expected = tflite.edit_function(generator, 32, batch_size=None)(images, aus)["images"].numpy()
-    np.testing.assert_allclose(litert.TFLiteGenerator(result.model_path)(images, aus)["images"], expected, atol=1e-4)
+    expected = edit_model.KerasEditModel(generator, 32).edit(images, aus)["images"]
+    np.testing.assert_allclose(litert.TFLiteEditModel(result.model_path).edit(images, aus)["images"], expected,
+                               atol=1e-4)
     assert "training run" in result.metadata["source"]
 
 
@@ -140,21 +167,6 @@ def test_bad_settings_name_the_value(generator, tmp_path):
     tf.saved_model.save(module, str(tmp_path / "other"))
     with pytest.raises(ValueError, match="has no `edit"):
         tflite.convert_saved_model(tmp_path / "other", tmp_path / "x.tflite")
-
-
-def test_latency_calls_the_function_warmup_plus_runs_times():
-    calls = []
-    latency = tflite.latency_ms(lambda: calls.append(1), runs=5, warmup=2)
-    assert len(calls) == 7 and 0.0 <= latency["min_ms"] <= latency["median_ms"]
-    with pytest.raises(ValueError, match="runs=0"):
-        tflite.latency_ms(lambda: None, runs=0)
-
-
-def test_the_benchmark_reports_the_keras_function_then_each_mode(tmp_path):
-    rows = tflite.benchmark(TINY_MODEL, tmp_path, ("float16",), num_threads=1, runs=1, warmup=0)
-    assert [row["name"] for row in rows] == ["keras tf.function (SavedModel edit)", "tflite float16"]
-    assert 0.0 < rows[1]["max_abs_error"] <= 1e-2 and rows[1]["size_mb"] > 0.0
-    assert [path.name for path in tmp_path.glob("*.tflite")] == ["benchmark_float16.tflite"]
 
 
 @pytest.mark.slow

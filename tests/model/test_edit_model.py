@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from conftest import TINY_MODEL, tiny_generator
 
 from tf_ganimation.model import edit_model, networks
+
+from conftest import TINY_MODEL, tiny_generator
 
 
 def _inputs(count, size=32, seed=5):

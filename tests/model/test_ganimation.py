@@ -7,9 +7,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import PROJECT_ROOT, TINY_MODEL, random_batch
 
+from tf_ganimation.core.config import Config, DataConfig, OptimizerConfig
 from tf_ganimation.model import ganimation, networks, optimizers
+
+from conftest import PROJECT_ROOT, TINY_MODEL, random_batch
 
 
 def _gan(config=TINY_MODEL, optimizer=lambda: optimizers.make_optimizer(1e-4, 0.5, 0.999)):
@@ -145,3 +147,16 @@ def test_two_replicas_match_one_device():
     assert report["same_initial_weights"] and report["variables_compared"] >= 20
     assert report["weight_relative_error"] < 1e-5, report
     assert report["update_relative_error"] < 1e-2, report
+
+
+def test_make_gan_schedules_count_each_optimizers_own_updates():
+    config = Config(model=TINY_MODEL, data=DataConfig(image_size=32, n_critic=5),
+                    optimizer=OptimizerConfig(epochs=4, decay_epochs=2))
+    gan = ganimation.make_gan(config, total_steps=40, decay_steps=20)
+    # Keras 3 keeps an optimizer's schedule in `_learning_rate`; `learning_rate` is its current value.
+    generator_schedule, critic_schedule = gan.generator_optimizer._learning_rate, gan.critic_optimizer._learning_rate
+    assert (generator_schedule.total_steps, generator_schedule.decay_steps) == (40, 20)
+    assert (critic_schedule.total_steps, critic_schedule.decay_steps) == (200, 100)
+    assert ganimation.current_step(gan) == 0
+    gan.generator_optimizer.iterations.assign(3)
+    assert ganimation.current_step(gan) == 3

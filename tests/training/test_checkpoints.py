@@ -1,15 +1,18 @@
 """checkpoints.py in one process: restore with fallback, cleaning up after a killed save, the writer of each
-worker, the kill hook. Hard kills through scripts/train.py are in test_training_faults.py."""
+worker, and the seam killing_train.py kills at. Hard kills through scripts/train.py are in
+test_trainer_faults.py."""
 
 import os
 
+import killing_train
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_gan
 
 from tf_ganimation.model import ganimation
 from tf_ganimation.training import checkpoints
+
+from conftest import tiny_gan
 
 
 def test_restore_falls_back_to_the_previous_readable_checkpoint(tmp_path, capsys):
@@ -51,11 +54,29 @@ def test_remove_unfinished_keeps_recorded_and_older_files(tmp_path):
 
 
 def test_kill_hook_is_validated(monkeypatch):
-    monkeypatch.setenv(checkpoints.KILL_AT_VARIABLE, "checkpoint:4")
-    assert checkpoints.kill_point() == ("checkpoint", 4)
-    monkeypatch.setenv(checkpoints.KILL_AT_VARIABLE, "soon")
+    monkeypatch.setenv(killing_train.KILL_AT_VARIABLE, "checkpoint:4")
+    assert killing_train.kill_point() == ("checkpoint", 4)
+    monkeypatch.setenv(killing_train.KILL_AT_VARIABLE, "soon")
     with pytest.raises(ValueError, match="TF_GANIMATION_TEST_KILL_AT='soon' is invalid"):
-        checkpoints.kill_point()
+        killing_train.kill_point()
+    monkeypatch.delenv(killing_train.KILL_AT_VARIABLE)
+    assert killing_train.kill_point() is None
+
+
+def test_write_callbacks_run_after_the_files_and_before_the_state_file_records_them(tmp_path):
+    # The moment killing_train.py kills a run at: a complete checkpoint that is not recorded yet.
+    writer = checkpoints.CheckpointWriter(tf.train.Checkpoint(v=tf.Variable(1.0)), tmp_path, keep=2)
+    writer.save(1)
+    seen = []
+
+    def callback():
+        seen.append((sorted(path.name for path in tmp_path.glob("ckpt-2*")),
+                     [os.path.basename(path) for path in checkpoints.recorded(tmp_path)]))
+
+    options = tf.train.CheckpointOptions(experimental_write_callbacks=[callback])
+    assert writer.save(2, options) == str(tmp_path / "ckpt-2")
+    assert seen == [(["ckpt-2.data-00000-of-00001", "ckpt-2.index"], ["ckpt-1"])]
+    assert [os.path.basename(path) for path in checkpoints.recorded(tmp_path)] == ["ckpt-1", "ckpt-2"]
 
 
 def test_writer_saves_each_step_once_and_non_chief_workers_leave_nothing(tmp_path):

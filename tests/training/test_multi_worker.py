@@ -22,27 +22,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from tf_ganimation.data import inventory, pipeline
+from tf_ganimation.model import ganimation
+from tf_ganimation.runs import loading, run_folder
+from tf_ganimation.synthetic import synthetic_dataset
+from tf_ganimation.training.schedule import make_schedule
+
 from conftest import PROJECT_ROOT
 
-from tf_ganimation.core.config import RunConfig
-from tf_ganimation.data import inventory, pipeline
-from tf_ganimation.runs import run_folder
-from tf_ganimation.synthetic import synthetic_dataset
-from tf_ganimation.training import checkpoints, trainer
-
 STEPS = 3
-
-
-@pytest.mark.parametrize("cluster, task, chief", [
-    ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 0}, True),
-    ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 1}, False),
-    ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "worker", "index": 0}, False),
-    ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "chief", "index": 0}, True),
-])
-def test_the_chief_is_task_0_of_the_workers_unless_the_cluster_names_one(monkeypatch, cluster, task, chief):
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
-    assert trainer.is_chief(RunConfig(strategy="multi_worker")) is chief
-    assert trainer.is_chief(RunConfig(strategy="mirrored")) is True  # TF_CONFIG only matters to multi_worker
 
 
 def _free_ports(count):
@@ -64,7 +53,6 @@ def _run_two_workers(data_dir, run_dir):
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         env = {**os.environ, "TF_CONFIG": tf_config, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        env.pop(checkpoints.KILL_AT_VARIABLE, None)
         workers.append(subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, text=True))
     outputs = []
@@ -82,9 +70,9 @@ def _one_process_reference(run_dir):
     """STEPS train_steps on one device over the concatenated elements of input pipelines 0 and 1."""
     config = run_folder.load_config(run_dir)
     examples = inventory.load_examples(config.data)
-    schedule = trainer.make_schedule(config, len(examples.train))
+    schedule = make_schedule(config, len(examples.train))
     keras.utils.set_random_seed(config.run.seed)
-    gan = trainer.build_gan(config, schedule)
+    gan = ganimation.make_gan(config, schedule.total_steps, schedule.decay_steps)
     initial = [weight.numpy().copy() for weight in (*gan.generator.weights, *gan.critic.weights)]
     pipelines = [pipeline.make_training_dataset(config.data, tf.distribute.InputContext(2, index, 2), examples)
                  for index in range(2)]
@@ -117,8 +105,8 @@ def test_two_workers_end_with_the_weights_of_one_process_on_the_same_global_batc
     assert (run_dir / "flags.txt").is_file() and len(list((run_dir / "logs").iterdir())) == 1
 
     reference, initial = _one_process_reference(run_dir)
-    generator, _ = run_folder.load_generator(run_dir)
-    critic, _ = run_folder.load_critic(run_dir)
+    generator, _ = loading.load_generator(run_dir)
+    critic, _ = loading.load_critic(run_dir)
     trained = [weight.numpy() for weight in (*generator.weights, *critic.weights)]
     expected = [weight.numpy() for weight in (*reference.generator.weights, *reference.critic.weights)]
     names = [weight.path for weight in (*generator.weights, *critic.weights)]
@@ -149,14 +137,15 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import keras
 sys.path.insert(0, "tests")
 from conftest import TINY_MODEL, random_batch
-from tf_ganimation.training import trainer
 from tf_ganimation.core.config import Config, DataConfig
+from tf_ganimation.model import ganimation
+from tf_ganimation.training import trainer
 
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 config = Config(model=TINY_MODEL, data=DataConfig(image_size=32, batch_size=4, n_critic=2))
 with strategy.scope():
     keras.utils.set_random_seed(3)
-    gan = trainer.build_gan(config, trainer.Schedule(1, 10, 10, 0))
+    gan = ganimation.make_gan(config, total_steps=10, decay_steps=0)
 bad, good = random_batch(4, 2, 32, seed=0), random_batch(4, 2, 32, seed=1)
 bad["real_image"][3, :, 0, 0, 0] = np.nan  # example 3: replica 1's half of the batch only
 dataset = tf.data.Dataset.from_tensor_slices({k: np.stack([bad[k], good[k]]) for k in bad}).unbatch().batch(4)

@@ -1,6 +1,7 @@
-"""Faults in a training run (trainer.py, and the non-finite guard of gan.py): hard kills and resume,
-NaN/Inf losses, fuzzed data and a malicious AU pickle through scripts/train.py. Unreadable checkpoints,
-in one process, are in test_checkpoints.py.
+"""Faults in a training run (trainer.py, and the non-finite guard of ganimation.py): hard kills and resume,
+NaN/Inf losses, fuzzed data and a malicious AU pickle through scripts/train.py (the kills inside a
+checkpoint save through killing_train.py). Unreadable checkpoints, in one process, are in
+test_checkpoints.py; the guard's decisions in test_faults.py.
 
 The slow tests share one uninterrupted, deterministic 6-step reference run of configs/smoke.flags on
 synthetic faces fuzzed with every kind of bad file and AU vector (test_inventory.add_fuzzed_examples).
@@ -18,18 +19,23 @@ import sys
 
 import h5py
 import keras
+import killing_train
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import PROJECT_ROOT, random_batch, tiny_gan
 from PIL import Image
-from test_inventory import add_fuzzed_examples
 
 from tf_ganimation.core.config import DataConfig
 from tf_ganimation.data import inventory
 from tf_ganimation.model import optimizers
 from tf_ganimation.synthetic import synthetic_dataset
-from tf_ganimation.training import checkpoints, trainer
+from tf_ganimation.training import checkpoints
+
+from conftest import PROJECT_ROOT, random_batch, tiny_gan
+
+# The fuzzing of tests/data/test_inventory.py; pytest puts tests/data on the path only when it collects that folder.
+sys.path.insert(0, os.fspath(PROJECT_ROOT / "tests" / "data"))
+from test_inventory import add_fuzzed_examples  # noqa: E402
 
 # === The non-finite guard, in one process ===
 
@@ -94,37 +100,25 @@ def test_train_step_skips_only_the_update_whose_sub_batch_is_not_finite():
     assert all(np.isfinite(value).all() for value in _state(gan))
 
 
-def test_nonfinite_guard_skips_up_to_the_limit_then_names_the_step_and_the_terms():
-    finite = {"critic_loss": 1.0, "generator_loss": 2.0}
-    none_skipped = {"critic": 0.0, "generator": 0.0}
-    guard = trainer.NonFiniteGuard(max_skips=1)
-    assert guard.check(3, finite, none_skipped) is False
-    assert guard.check(4, {"critic_loss": float("nan"), "generator_loss": 2.0}, {"critic": 1.0, "generator": 0.0})
-    with pytest.raises(trainer.NonFiniteLossError) as error:
-        guard.check(9, finite, {"critic": 0.0, "generator": 1.0}, lambda: "/run/checkpoints/ckpt-8")
-    message = str(error.value)
-    assert "step 9: non-finite loss terms: finite losses but non-finite gradients" in message
-    assert "updates not applied: generator" in message and "after skipping 1 such steps" in message
-    assert "ckpt-8, is kept as it was" in message and "--max_nonfinite_skips" in message
-    with pytest.raises(trainer.NonFiniteLossError, match=r"at step 1: non-finite loss terms: generator_loss=inf"):
-        trainer.NonFiniteGuard(0).check(1, {"generator_loss": float("inf")}, none_skipped)
-
-
 # === Through scripts/train.py ===
 
 
-def _command(*args):
-    return [sys.executable, "scripts/train.py", "--flagfile=configs/smoke.flags", "--deterministic", *args]
+def _command(*args, script="scripts/train.py"):
+    return [sys.executable, script, "--flagfile=configs/smoke.flags", "--deterministic", *args]
 
 
 def _env(**extra):
-    env = {key: value for key, value in os.environ.items() if key != checkpoints.KILL_AT_VARIABLE}
+    env = {key: value for key, value in os.environ.items() if key != killing_train.KILL_AT_VARIABLE}
     return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
 
 
-def _train(*args, timeout=300, **env):
-    return subprocess.run(_command(*args), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
-                          env=_env(**env))
+def _train(*args, timeout=300, kill_at=None):
+    """scripts/train.py; with kill_at ("step:N" or "checkpoint:N"), through killing_train.py."""
+    if kill_at is None:
+        command, env = _command(*args), _env()
+    else:
+        command, env = _command(*args, script=killing_train.__file__), _env(**{killing_train.KILL_AT_VARIABLE: kill_at})
+    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def _weights(path) -> dict:
@@ -196,7 +190,7 @@ def test_hard_kills_resume_from_the_last_complete_checkpoint_and_end_with_the_sa
     assert [os.path.basename(path) for path in checkpoints.recorded(checkpoint_dir)] == ["ckpt-2"]
 
     # 2. Killed inside checkpoint 4's save: data and index written, the state file not yet updated.
-    killed = _train(*args, TF_GANIMATION_TEST_KILL_AT="checkpoint:4")
+    killed = _train(*args, kill_at="checkpoint:4")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert "Resuming from step 2" in killed.stderr
     assert (checkpoint_dir / "ckpt-4.index").is_file() and (checkpoint_dir / "ckpt-4.data-00000-of-00001").is_file()

@@ -107,6 +107,7 @@ class DataConfig:
     target_aus_noise: float = 0.1
     shuffle_buffer: int = 2048
     seed: int = 0
+    synthetic_images: int = 0  # > 0: render this many synthetic faces into data_dir first when it is missing
 
     FORMATS = ("auto", "ganimation", "openface", "tfrecord")
 
@@ -117,6 +118,8 @@ class DataConfig:
         _positive("n_critic", self.n_critic)
         _check("target_aus_noise", self.target_aus_noise, 0.0 <= self.target_aus_noise <= 1.0, "a number in [0, 1]")
         _positive("shuffle_buffer", self.shuffle_buffer)
+        _check("synthetic_images", self.synthetic_images,
+               isinstance(self.synthetic_images, int) and self.synthetic_images >= 0, "an integer >= 0")
 
 
 @dataclasses.dataclass(frozen=True)

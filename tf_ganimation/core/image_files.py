@@ -1,6 +1,13 @@
-"""Reading photos safely: a JPEG, PNG or WebP file in, an RGB uint8 [height, width, 3] array out.
+"""The image-file rules: which files are photos or training images, how large, how they are read.
 
-What "safely" covers:
+Two kinds of image file meet in this package, each with its own extensions and pixel limit:
+  * photos a person edits or prepares a dataset from (`PHOTO_EXTENSIONS`, `MAX_PIXELS`), read by
+    `read_photo`: a JPEG, PNG or WebP file in, an RGB uint8 [height, width, 3] array out;
+  * training images, the face crops of a dataset (`TRAINING_IMAGE_EXTENSIONS`,
+    `MAX_TRAINING_IMAGE_PIXELS`), checked by `check_training_image` before TensorFlow decodes them: a
+    file that is not usable gives the reason it is skipped (`EMPTY_FILE`, `CORRUPT_IMAGE`, ...).
+
+What reading a photo safely covers:
   * only the JPEG, PNG and WebP decoders are tried (`Image.open(formats=...)`); anything else is a
     `PhotoError` naming the file;
   * the pixel count claimed by the header is checked against an explicit limit (`MAX_PIXELS`) before
@@ -16,11 +23,13 @@ the check that follows it is ours, and PIL's error, raised while reading the hea
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 import warnings
 
 import numpy as np
+from absl import logging
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Photos a person edits: the largest width * height read, checked on the header before decoding.
@@ -35,6 +44,15 @@ TRAINING_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # claim 30000x30000 pixels, which TensorFlow's decoder would try to allocate (2.7 GB) in every parallel
 # call of the input pipeline, so this limit is lower than a photo's.
 MAX_TRAINING_IMAGE_PIXELS = 25_000_000
+
+# Reasons a training image is not usable (`check_training_image`); the data summary counts examples
+# under these names.
+MISSING_IMAGE = "missing image"
+EMPTY_FILE = "empty file"
+NOT_AN_IMAGE = "not an image"
+UNSUPPORTED_IMAGE_FORMAT = "not JPEG/PNG"
+CORRUPT_IMAGE = "truncated or corrupt image"
+TOO_MANY_PIXELS = "too many pixels (a decompression bomb?)"
 
 # 16-bit (and 32-bit integer) grayscale modes; PIL's convert("RGB") clips these at 255 instead of scaling.
 _WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -114,3 +132,66 @@ def _to_rgb_uint8(image: Image.Image) -> np.ndarray:
         flattened = rgba[:, :, :3] * alpha + 255.0 * (1.0 - alpha)
         return np.round(flattened).astype(np.uint8)
     return np.array(image.convert("RGB"), dtype=np.uint8)
+
+
+# === Training images ===
+
+
+def check_training_image(path: str, image_size: int = 128,
+                         max_pixels: int = MAX_TRAINING_IMAGE_PIXELS) -> str | None:
+    """Opens and fully decodes one image with PIL, after checking its header's pixel count.
+
+    What is usable is what `pipeline.preprocess_image` (TensorFlow's decoder) reads, restricted to JPEG
+    and PNG (the formats TFRecords carry): whatever the file's extension (a PNG named .jpg is fine), and
+    in any pixel format TensorFlow turns into RGB (grayscale, palette, alpha, CMYK JPEG, 16-bit PNG).
+
+    Args:
+        path: an image file.
+        image_size: JPEGs are decoded at the smallest DCT scale that is still >= this size (draft
+            mode), which keeps checking large photos fast and still reads the whole stream.
+        max_pixels: the largest width * height accepted (MAX_TRAINING_IMAGE_PIXELS); checked on the header.
+
+    Returns:
+        None when it is a readable JPEG/PNG, else the reason: MISSING_IMAGE, EMPTY_FILE, NOT_AN_IMAGE,
+        UNSUPPORTED_IMAGE_FORMAT (GIF, BMP, WebP...), TOO_MANY_PIXELS or CORRUPT_IMAGE (truncated, bad
+        CRC, undecodable).
+    """
+    try:
+        if os.path.getsize(path) == 0:
+            return EMPTY_FILE
+        with Image.open(path) as image:
+            if image.format not in ("JPEG", "PNG"):
+                return UNSUPPORTED_IMAGE_FORMAT
+            width, height = image.size
+            if width * height > max_pixels:
+                return TOO_MANY_PIXELS
+            if image.format == "PNG":
+                image.verify()  # chunk CRCs, which libpng (TF's decoder) checks and PIL's load() does not
+        with Image.open(path) as image:
+            if image.format == "JPEG":
+                image.draft("RGB", (image_size, image_size))
+            image.load()
+    except FileNotFoundError:
+        return MISSING_IMAGE
+    except UnidentifiedImageError:
+        return NOT_AN_IMAGE
+    except Image.DecompressionBombError:  # PIL's own guard, in Image.open, above 2 x 89.5 MP
+        return TOO_MANY_PIXELS
+    except Exception:  # OSError (truncated), SyntaxError (bad PNG), ValueError...
+        return CORRUPT_IMAGE
+    return None
+
+
+def check_training_images(paths: list[str], image_size: int = 128,
+                          num_threads: int | None = None) -> dict[str, str]:
+    """`check_training_image` over many files in a thread pool (PIL decodes without holding the GIL).
+
+    Returns:
+        {path: reason} for the files that are not usable; readable files are absent.
+    """
+    num_threads = num_threads or min(32, 4 * (os.cpu_count() or 1))
+    if paths:
+        logging.info("Checking %d images with %d threads", len(paths), num_threads)
+    with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
+        reasons = pool.map(lambda path: check_training_image(path, image_size), paths, chunksize=64)
+        return {path: reason for path, reason in zip(paths, reasons) if reason}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TextIO
+from typing import Callable, TextIO
 
 
 class Progress:
@@ -14,13 +14,16 @@ class Progress:
         stream: where to write; None writes nothing.
         unit: what an item is called ("photos", "steps").
         interval_s: seconds between lines when `stream` is not a terminal (a terminal redraws 5 times a second).
+        clock: seconds since some fixed point (tests pass their own).
     """
 
-    def __init__(self, total: int, stream: TextIO | None, unit: str = "items", interval_s: float = 10.0):
+    def __init__(self, total: int, stream: TextIO | None, unit: str = "items", interval_s: float = 10.0,
+                 clock: Callable[[], float] = time.perf_counter):
         self.total, self.stream, self.unit, self.interval_s = total, stream, unit, interval_s
         self.done = 0
         self.counters: dict[str, int] = {}
-        self.started = self._last = time.perf_counter()
+        self._clock = clock
+        self.started = self._last = clock()
         self._tty = bool(stream) and hasattr(stream, "isatty") and stream.isatty()
 
     def update(self, done: int = 1, **counters: int) -> None:
@@ -28,15 +31,16 @@ class Progress:
         self.done += done
         for name, value in counters.items():
             self.counters[name] = self.counters.get(name, 0) + int(value)
-        now = time.perf_counter()
+        now = self._clock()
         if self.stream and (now - self._last >= (0.2 if self._tty else self.interval_s) or self.done >= self.total):
             self._last = now
             self._write()
 
     def line(self) -> str:
-        elapsed = time.perf_counter() - self.started
+        """The bar, the count, the counters, the rate, the time so far and the time left."""
+        elapsed = self._clock() - self.started
         rate = self.done / max(elapsed, 1e-9)
-        eta = (self.total - self.done) / rate if rate > 0 else 0.0
+        eta = max(self.total - self.done, 0) / rate if rate > 0 else 0.0
         filled = int(30 * min(self.done, self.total) / max(self.total, 1))
         counters = "".join(f", {name} {value}" for name, value in self.counters.items())
         return (f"[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {self.unit}{counters}, "

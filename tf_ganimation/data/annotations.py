@@ -23,9 +23,7 @@ import numpy as np
 from numpy._core import multiarray as _multiarray
 from numpy._core import numeric as _numeric
 
-from tf_ganimation.core import action_units
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+from tf_ganimation.core import action_units, image_files
 
 # Reasons an AU vector is unusable; `inventory.py` counts examples under these names.
 WRONG_AU_COUNT = "wrong number of AUs"
@@ -169,7 +167,7 @@ def image_id(name: str) -> str:
     """The id of an image: its file name without folder and without a .jpg/.jpeg/.png extension."""
     name = os.path.basename(name.strip())
     stem, extension = os.path.splitext(name)
-    return stem if extension.lower() in IMAGE_EXTENSIONS else name
+    return stem if extension.lower() in image_files.TRAINING_IMAGE_EXTENSIONS else name
 
 
 def read_id_list(path: str) -> list[str]:

@@ -20,11 +20,11 @@ Splits for (a) and (b): the id lists when either file exists (an id in neither i
 deterministic split by the MD5 of the id (HASH_SPLIT_TEST_PERCENT % test).
 
 Bad data never stops training. `load_examples` validates everything up front (AU vectors; for (a)/(b)
-every image is opened and decoded with PIL in a thread pool, after its header's pixel count is
-checked against MAX_IMAGE_PIXELS; for (c) every record is parsed) and returns `Examples` with a
-`DataSummary` that counts and names what was skipped and why. As a second line of defence the
-tf.data pipelines (data.py) drop, with a logged warning, an example whose file fails to read or
-decode later.
+every image is opened and decoded with PIL in a thread pool by `image_files.check_training_images`,
+after its header's pixel count is checked against `image_files.MAX_TRAINING_IMAGE_PIXELS`; for (c) every
+record is parsed) and returns `Examples` (examples.py) with a `DataSummary` that counts and names what
+was skipped and why. As a second line of defence the tf.data pipelines (pipeline.py) drop, with a
+logged warning, an example whose file fails to read or decode later.
 
 Errors: a missing data_dir / imgs folder / AU file raises `DatasetNotFoundError` (a FileNotFoundError);
 no usable training example raises `EmptyDatasetError` (a ValueError); an unsafe or malformed AU pickle
@@ -34,19 +34,16 @@ the path and the expected layout.
 
 from __future__ import annotations
 
-import concurrent.futures
-import dataclasses
 import os
 import time
-from typing import Mapping
 
 import numpy as np
 from absl import logging
-from PIL import Image, UnidentifiedImageError
 
-from tf_ganimation.core import action_units
+from tf_ganimation.core import action_units, image_files
 from tf_ganimation.core.config import DataConfig
 from tf_ganimation.data import annotations, tfrecords
+from tf_ganimation.data.examples import DataSummary, Examples, Split
 from tf_ganimation.data.layout import (
     AUS_PICKLE,
     HASH_SPLIT_TEST_PERCENT,
@@ -58,20 +55,9 @@ from tf_ganimation.data.layout import (
 
 RESOLVED_FORMATS = ("ganimation", "openface", "tfrecord")
 
-# Reasons an example is skipped (besides those in annotations.py and tfrecords.py).
-MISSING_IMAGE = "missing image"
+# The reason an example without AUs is skipped; the others are image_files' (image files),
+# annotations' (AU vectors) and tfrecords' (records).
 NO_AUS = "no AUs"
-EMPTY_FILE = "empty file"
-NOT_AN_IMAGE = "not an image"
-UNSUPPORTED_IMAGE_FORMAT = "not JPEG/PNG"
-CORRUPT_IMAGE = "truncated or corrupt image"
-TOO_MANY_PIXELS = "too many pixels (a decompression bomb?)"
-
-# The largest image (width * height, as its header claims) that `check_image_file` accepts. Training
-# images are face crops (the authors' are 128x128); a 24 MP camera photo (6000x4000) still passes. A
-# file claiming more is refused from its header, before any pixel is decoded: a 2 KB PNG can claim
-# 30000x30000 pixels, which TensorFlow's decoder would try to allocate (2.7 GB) in every parallel call.
-MAX_IMAGE_PIXELS = 25_000_000
 
 _LAYOUTS = (
     "expected one of: (a) ganimation: <dir>/imgs/<id>.jpg|png + <dir>/aus_openface.pkl (dict id -> 17 raw "
@@ -87,94 +73,6 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class EmptyDatasetError(ValueError):
     """The dataset (or the requested split) has no usable example."""
-
-
-@dataclasses.dataclass(frozen=True)
-class DataSummary:
-    """What `load_examples` found: usable examples per split, skipped ones by reason. `str()` to log it.
-
-    Attributes:
-        data_dir: the folder read.
-        data_format: the resolved layout: ganimation | openface | tfrecord.
-        found: what format detection saw (or what was checked for a named format).
-        split_rule: how train/test were decided.
-        usable: split name -> number of usable examples.
-        skipped: reason -> names (ids, or shard files) of the skipped examples, in order.
-        notes: warnings that do not skip anything (e.g. unlisted images, suspiciously small AUs).
-        images_checked: how many image files were opened and decoded.
-        check_seconds: the wall time of that check.
-    """
-
-    data_dir: str
-    data_format: str
-    found: str
-    split_rule: str
-    usable: Mapping[str, int]
-    skipped: Mapping[str, tuple[str, ...]]
-    notes: tuple[str, ...] = ()
-    images_checked: int = 0
-    check_seconds: float = 0.0
-
-    @property
-    def num_usable(self) -> int:
-        return sum(self.usable.values())
-
-    @property
-    def num_skipped(self) -> int:
-        return sum(len(names) for names in self.skipped.values())
-
-    def skipped_counts(self) -> dict[str, int]:
-        """reason -> how many examples were skipped for it."""
-        return {reason: len(names) for reason, names in self.skipped.items()}
-
-    def __str__(self) -> str:
-        usable = " + ".join(f"{count} {split}" for split, count in self.usable.items())
-        lines = [f"data {self.data_dir} ({self.data_format}: {self.found}; split: {self.split_rule})",
-                 f"  usable: {usable} = {self.num_usable}; skipped: {self.num_skipped}"]
-        for reason, names in self.skipped.items():
-            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-            lines.append(f"  skipped, {reason}: {len(names)} ({shown})")
-        if self.images_checked:
-            rate = self.images_checked / max(self.check_seconds, 1e-9)
-            lines.append(f"  images checked: {self.images_checked} in {self.check_seconds:.1f} s ({rate:.0f}/s)")
-        lines += [f"  note: {note}" for note in self.notes]
-        return "\n".join(lines)
-
-
-@dataclasses.dataclass(frozen=True)
-class Split:
-    """The usable examples of one split.
-
-    Attributes:
-        ids: example ids (file names without extension), in split order.
-        aus: float32 [len(ids), NUM_AUS] in [0, 1], normalised OpenFace intensities.
-        image_paths: (a)/(b): the image file of each id; (c): empty.
-        record_paths: (c): the TFRecord shards holding them; (a)/(b): empty.
-    """
-
-    ids: tuple[str, ...]
-    aus: np.ndarray
-    image_paths: tuple[str, ...] = ()
-    record_paths: tuple[str, ...] = ()
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-@dataclasses.dataclass(frozen=True)
-class Examples:
-    """A validated dataset: `load_examples`' result, passed to the dataset builders."""
-
-    data_dir: str
-    data_format: str
-    train: Split
-    test: Split
-    summary: DataSummary
-
-    def split(self, name: str) -> Split:
-        if name not in ("train", "test"):
-            raise ValueError(f"split={name!r} is invalid: expected 'train' or 'test'")
-        return getattr(self, name)
 
 
 def detect_format(data_dir: str) -> tuple[str, str]:
@@ -248,7 +146,7 @@ def _load_images(config: DataConfig, data_format: str, found: str) -> Examples:
     data_dir = config.data_dir
     images_dir = os.path.join(data_dir, IMAGES_FOLDER)
     _require(images_dir, "the image folder")
-    images = _list_files(images_dir, annotations.IMAGE_EXTENSIONS)
+    images = _list_files(images_dir, image_files.TRAINING_IMAGE_EXTENSIONS)
     notes = []
     if data_format == "ganimation":
         pickle_path = os.path.join(data_dir, AUS_PICKLE)
@@ -285,7 +183,7 @@ def _load_images(config: DataConfig, data_format: str, found: str) -> Examples:
             if reason is None:
                 raw, reason = annotations.check_raw_aus(raw)
             if reason is None and example_id not in images:
-                reason = MISSING_IMAGE
+                reason = image_files.MISSING_IMAGE
             if reason:
                 skipped.setdefault(reason, []).append(example_id)
             else:
@@ -293,7 +191,7 @@ def _load_images(config: DataConfig, data_format: str, found: str) -> Examples:
 
     paths = sorted({path for entries in candidates.values() for _, path, _ in entries})
     start = time.perf_counter()
-    problems = check_image_files(paths, config.image_size)
+    problems = image_files.check_training_images(paths, config.image_size)
     check_seconds = time.perf_counter() - start
     splits = {}
     for split, entries in candidates.items():
@@ -343,64 +241,6 @@ def _split_ids(data_dir: str, all_ids: list[str]) -> tuple[dict[str, list[str]],
     for example_id in all_ids:
         ids[split_of(example_id)].append(example_id)
     return ids, f"no id lists, so MD5 of the id: {HASH_SPLIT_TEST_PERCENT}% test"
-
-
-def check_image_file(path: str, image_size: int = 128, max_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
-    """Opens and fully decodes one image with PIL, after checking its header's pixel count.
-
-    What is usable is what `data.preprocess_image` (TensorFlow's decoder) reads, restricted to JPEG and PNG
-    (the formats TFRecords carry): whatever the file's extension (a PNG named .jpg is fine), and in
-    any pixel format TensorFlow turns into RGB (grayscale, palette, alpha, CMYK JPEG, 16-bit PNG).
-
-    Args:
-        path: an image file.
-        image_size: JPEGs are decoded at the smallest DCT scale that is still >= this size (draft
-            mode), which keeps checking large photos fast and still reads the whole stream.
-        max_pixels: the largest width * height accepted (MAX_IMAGE_PIXELS); checked on the header.
-
-    Returns:
-        None when it is a readable JPEG/PNG, else the reason: MISSING_IMAGE, EMPTY_FILE, NOT_AN_IMAGE,
-        UNSUPPORTED_IMAGE_FORMAT (GIF, BMP, WebP...), TOO_MANY_PIXELS or CORRUPT_IMAGE (truncated, bad
-        CRC, undecodable).
-    """
-    try:
-        if os.path.getsize(path) == 0:
-            return EMPTY_FILE
-        with Image.open(path) as image:
-            if image.format not in ("JPEG", "PNG"):
-                return UNSUPPORTED_IMAGE_FORMAT
-            width, height = image.size
-            if width * height > max_pixels:
-                return TOO_MANY_PIXELS
-            if image.format == "PNG":
-                image.verify()  # chunk CRCs, which libpng (TF's decoder) checks and PIL's load() does not
-        with Image.open(path) as image:
-            if image.format == "JPEG":
-                image.draft("RGB", (image_size, image_size))
-            image.load()
-    except FileNotFoundError:
-        return MISSING_IMAGE
-    except UnidentifiedImageError:
-        return NOT_AN_IMAGE
-    except Image.DecompressionBombError:  # PIL's own guard, in Image.open, above 2 x 89.5 MP
-        return TOO_MANY_PIXELS
-    except Exception:  # OSError (truncated), SyntaxError (bad PNG), ValueError...
-        return CORRUPT_IMAGE
-    return None
-
-
-def check_image_files(paths: list[str], image_size: int = 128, num_threads: int | None = None) -> dict[str, str]:
-    """`check_image_file` over many files in a thread pool (PIL decodes without holding the GIL).
-
-    Returns:
-        {path: reason} for the files that are not usable; readable files are absent.
-    """
-    num_threads = num_threads or min(32, 4 * (os.cpu_count() or 1))
-    if paths:
-        logging.info("Checking %d images with %d threads", len(paths), num_threads)
-    with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
-        reasons = pool.map(lambda path: check_image_file(path, image_size), paths, chunksize=64)
-        return {path: reason for path, reason in zip(paths, reasons) if reason}
 
 
 def _load_tfrecord(data_dir: str, found: str) -> Examples:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tf_ganimation.core import action_units
+from tf_ganimation.core import action_units, pixels
 from tf_ganimation.core.config import DataConfig
 from tf_ganimation.data import tfrecords
-from tf_ganimation.data.inventory import EmptyDatasetError, Examples, load_examples
+from tf_ganimation.data.examples import Examples
+from tf_ganimation.data.inventory import EmptyDatasetError, load_examples
 
 
 def preprocess_image(encoded_image: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -39,7 +40,7 @@ def preprocess_image(encoded_image: tf.Tensor, image_size: int) -> tf.Tensor:
     image = tf.cond(same_size, lambda: image,
                     lambda: tf.image.resize(image, [image_size, image_size], antialias=True))
     image = tf.ensure_shape(image, [image_size, image_size, 3])
-    return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
+    return tf.clip_by_value(pixels.uint8_to_model(image), -1.0, 1.0)
 
 
 def random_target_aus(real_aus: tf.Tensor, noise: float, seed: tf.Tensor) -> tf.Tensor:
@@ -228,7 +229,7 @@ def _decoded_examples(examples: Examples, split: str, config: DataConfig, shard:
     data = examples.split(split)
     pipelines, pipeline_id = shard
     if examples.data_format == "tfrecord":
-        dataset = _records(data.record_paths, shard)
+        dataset = tfrecords.read_records(data.record_paths, shard)
     else:
         dataset = tf.data.Dataset.from_tensor_slices(
             {"path": list(data.image_paths), "real_aus": data.aus, "id": list(data.ids)})
@@ -352,7 +353,7 @@ def _training_record_epochs(paths, config: DataConfig, pipeline_seed: int, shard
         # Unparseable records raise in parse_example and are dropped; bad AU vectors, empty and
         # non-JPEG/PNG image bytes are filtered (load_examples has already counted and named them).
         records = records.map(tfrecords.parse_example, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
-        records = records.filter(lambda record: record["valid"] & _is_jpeg_or_png(record["encoded_image"]))
+        records = records.filter(lambda record: record["valid"] & tfrecords.is_jpeg_or_png(record["encoded_image"]))
         if pipelines > 1 and not shard_files:
             records = records.shard(pipelines, pipeline_id)
         return records.map(lambda record: {key: record[key] for key in ("encoded_image", "real_aus", "id")})
@@ -377,27 +378,3 @@ def _training_record_epochs(paths, config: DataConfig, pipeline_seed: int, shard
     if not count:
         raise EmptyDatasetError(f"input pipeline {pipeline_id} of {pipelines} has no valid record in {paths}")
     return epoch_records, count
-
-
-def _is_jpeg_or_png(encoded_image: tf.Tensor) -> tf.Tensor:
-    """bool []: the bytes start like a JPEG or a PNG file (what tfrecords.scan_records accepts)."""
-    return (tf.strings.substr(encoded_image, 0, 2) == b"\xff\xd8") | (
-        tf.strings.substr(encoded_image, 0, 8) == b"\x89PNG\r\n\x1a\n")
-
-
-def _records(paths, shard: tuple[int, int]) -> tf.data.Dataset:
-    """The valid records of the shards, in file order: {"encoded_image", "real_aus", "id"}."""
-    pipelines, pipeline_id = shard
-    files = tf.data.Dataset.from_tensor_slices(list(paths))
-    shard_files = pipelines > 1 and len(paths) >= pipelines
-    if shard_files:
-        files = files.shard(pipelines, pipeline_id)
-    records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(paths), 16),
-                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if pipelines > 1 and not shard_files:
-        records = records.shard(pipelines, pipeline_id)
-    # Unparseable records raise in parse_example and are dropped; bad AU vectors and empty images are
-    # filtered (load_examples has already counted and named both).
-    records = records.map(tfrecords.parse_example, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
-    records = records.filter(lambda record: record["valid"])
-    return records.map(lambda record: {key: record[key] for key in ("encoded_image", "real_aus", "id")})

@@ -6,14 +6,15 @@
 
 writes the GANimation layout that inventory.py reads (layout (a)):
 
-    <out>/imgs/<id>.jpg            one face per photo, cropped by detection.crop_face at image_size: the same
+    <out>/imgs/<id>.jpg            one face per photo, cropped by alignment.crop_face at image_size: the same
                                    alignment, margin and size as the editor (animate.py) uses
     <out>/aus_openface.pkl         dict id -> float32 [17] raw OpenFace intensities (0..5), only with
                                    AU CSVs (openface_dir), in action_units.AU_NAMES order
     <out>/train_ids.csv, test_ids.csv   one id per line; test = MD5 of the id below test_percent, as
                                    inventory.py splits when there are no lists
     <out>/faces.jsonl              one JSON line per photo processed: its status, the face and crop
-                                   transform (the journal that makes re-runs skip finished photos)
+                                   transform (the journal that makes re-runs skip finished photos,
+                                   prepare_journal.py)
     <out>/prepare_info.json        the settings (a re-run must use the same) and the last run's counts
 
 The id of a photo is its file name without extension; the AU CSV of `photos/abc.jpg` is
@@ -32,7 +33,6 @@ and inventory.py reads `<out>` as its layout (b), imgs/ + openface/.
 from __future__ import annotations
 
 import dataclasses
-import json
 import multiprocessing
 import os
 import pathlib
@@ -44,8 +44,9 @@ from typing import Iterable, TextIO
 import numpy as np
 from PIL import Image
 
-from tf_ganimation.core import action_units, image_files
-from tf_ganimation.data import annotations
+from tf_ganimation.core import action_units, atomic, image_files
+from tf_ganimation.core.progress import Progress
+from tf_ganimation.data import annotations, prepare_journal
 from tf_ganimation.data.layout import (
     AUS_PICKLE,
     HASH_SPLIT_TEST_PERCENT,
@@ -53,26 +54,21 @@ from tf_ganimation.data.layout import (
     IMAGES_FOLDER,
     split_of,
 )
-from tf_ganimation.faces import detection
+from tf_ganimation.data.prepare_journal import (
+    DUPLICATE_ID,
+    JOURNAL_FILE,
+    KEPT,
+    NO_AU_FILE,
+    NO_FACE,
+    SEVERAL_FACES,
+    UNREADABLE_PHOTO,
+)
+from tf_ganimation.faces import alignment, detection
 
-JOURNAL_FILE = "faces.jsonl"
-INFO_FILE = "prepare_info.json"
-PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 CROP_FORMATS = {"jpg": "JPEG", "png": "PNG"}
 SEVERAL_FACES_CHOICES = ("largest", "skip")
 # With workers=0, small jobs run in fewer processes: starting one (TensorFlow, MTCNN) takes 3-10 s.
 PHOTOS_PER_WORKER = 16
-
-# Statuses of a photo in the journal; all but KEPT are reasons it was skipped.
-KEPT = "kept"
-UNREADABLE_PHOTO = "unreadable photo"
-NO_FACE = "no face"
-SEVERAL_FACES = "several faces"
-NO_AU_FILE = "no AU file"
-DUPLICATE_ID = "duplicate id"
-# Statuses that do not change on a re-run with the same settings; the others (AU problems) are retried,
-# so adding CSVs and running again picks those photos up.
-_FINAL = (KEPT, UNREADABLE_PHOTO, NO_FACE, SEVERAL_FACES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +117,7 @@ class PrepareConfig:
 
     def settings(self) -> dict:
         """What decides the crops: a re-run into the same out_dir must not change it."""
-        return {"image_size": self.image_size, "crop": f"detection.crop_face (margin {detection.CROP_MARGIN})",
+        return {"image_size": self.image_size, "crop": f"detection.crop_face (margin {alignment.CROP_MARGIN})",
                 "crop_format": self.crop_format, "detector": dataclasses.asdict(self.detector)}
 
 
@@ -192,23 +188,22 @@ def prepare_photos(config: PrepareConfig, progress: TextIO | None = sys.stderr,
             raise FileNotFoundError(f"{name} {folder} does not exist or is not a folder")
     sources, duplicates = list_photos(config.photos_dir)
     if not sources:
-        raise ValueError(f"no photos in {config.photos_dir}: expected files ending in {', '.join(PHOTO_EXTENSIONS)}")
+        raise ValueError(
+            f"no photos in {config.photos_dir}: expected files ending in {', '.join(image_files.PHOTO_EXTENSIONS)}")
     out = pathlib.Path(config.out_dir)
     (out / IMAGES_FOLDER).mkdir(parents=True, exist_ok=True)
-    _check_settings(out, config)
-    records = read_journal(out / JOURNAL_FILE)
+    prepare_journal.check_settings(out, config.settings())
+    records = prepare_journal.read_journal(out / JOURNAL_FILE)
     todo = [(example_id, path) for example_id, path in sources.items()
-            if not _finished(records.get(example_id), out, config)]
+            if not prepare_journal.is_finished(records.get(example_id), out / IMAGES_FOLDER, config.several_faces,
+                                               with_aus=bool(config.openface_dir))]
     workers = min(config.workers or _auto_workers(len(todo)), max(1, len(todo)))
-    bar = Progress(len(todo), progress)
-    with open(out / JOURNAL_FILE, "a", encoding="utf-8") as journal:
-        if journal.tell() and not (out / JOURNAL_FILE).read_bytes().endswith(b"\n"):
-            journal.write("\n")  # end the line a killed run cut short, so the next record is whole
+    bar = Progress(len(todo), progress, unit="photos")
+    with prepare_journal.appending(out / JOURNAL_FILE) as append:
         for record in _process_all(todo, config, workers, detector):
             records[record["id"]] = record
-            journal.write(json.dumps(record) + "\n")
-            journal.flush()  # a killed run loses at most the photo in flight
-            bar.update(record["status"] == KEPT)
+            append(record)
+            bar.update(kept=int(record["status"] == KEPT))
     bar.close()
     return _write_layout(out, config, sources, duplicates, records, len(todo), time.perf_counter() - started)
 
@@ -228,55 +223,12 @@ def list_photos(photos_dir: str) -> tuple[dict[str, str], dict[str, str]]:
         names = sorted(entry.name for entry in entries if entry.is_file())
     for name in names:
         stem, extension = os.path.splitext(name)
-        if extension.lower() in PHOTO_EXTENSIONS:
+        if extension.lower() in image_files.PHOTO_EXTENSIONS:
             if stem in sources:
                 duplicates[name] = stem
             else:
                 sources[stem] = os.path.join(photos_dir, name)
     return sources, duplicates
-
-
-def read_journal(path: pathlib.Path) -> dict[str, dict]:
-    """{id: its latest record} from faces.jsonl; a line cut short by a killed run is ignored."""
-    records = {}
-    if path.is_file():
-        with open(path, encoding="utf-8") as journal:
-            for line in journal:
-                try:
-                    record = json.loads(line)
-                    records[record["id"]] = record
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
-    return records
-
-
-def _finished(record: dict | None, out: pathlib.Path, config: PrepareConfig) -> bool:
-    if record is None or record["status"] not in _FINAL:
-        return False
-    if record["status"] == SEVERAL_FACES and config.several_faces == "largest":
-        return False  # skipped under "skip" before; "largest" keeps it now
-    if record["status"] == KEPT:
-        if not (out / IMAGES_FOLDER / record["crop"]).is_file():
-            return False
-        if config.openface_dir and record.get("raw_aus") is None:
-            return False  # cropped by a run without CSVs: read its AUs now
-    return True
-
-
-def _check_settings(out: pathlib.Path, config: PrepareConfig) -> None:
-    path = out / INFO_FILE
-    info = json.loads(path.read_text()) if path.is_file() else {}
-    if info.get("settings") and info["settings"] != config.settings():
-        raise ValueError(
-            f"{out} was prepared with other settings ({json.dumps(info['settings'], sort_keys=True)}; now "
-            f"{json.dumps(config.settings(), sort_keys=True)}): use another --out, or the same settings to continue")
-    _write_json(path, {**info, "settings": config.settings()})
-
-
-def _write_json(path: pathlib.Path, value: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(temporary, path)
 
 
 # === One photo (runs in a worker process) ===
@@ -319,7 +271,7 @@ def process_photo(example_id: str, path: str, config: PrepareConfig, detector: d
 
     Returns:
         The journal record: {"id", "source", "status"} plus, when kept, "crop" (the file name), "face"
-        (detection.Face.to_dict), "transform" (detection.CropTransform.to_dict), "faces_found" and "raw_aus" (17
+        (detection.Face.to_dict), "transform" (alignment.CropTransform.to_dict), "faces_found" and "raw_aus" (17
         raw OpenFace intensities, or None without AU CSVs); "detail" says more about some skips.
     """
     record = {"id": example_id, "source": os.path.basename(path)}
@@ -343,13 +295,14 @@ def process_photo(example_id: str, path: str, config: PrepareConfig, detector: d
     if len(faces) > 1 and config.several_faces == "skip":
         return {**record, "status": SEVERAL_FACES, "faces_found": len(faces)}
     largest = detection.pick_faces(faces, "largest")[0]
-    crop, transform = detection.crop_face(photo, largest, config.image_size, margin=detection.CROP_MARGIN)  # as the editor
+    # The editor's crop: the same alignment, margin and size.
+    crop, transform = alignment.crop_face(photo, largest, config.image_size, margin=alignment.CROP_MARGIN)
     name = f"{example_id}.{config.crop_format}"
-    target = pathlib.Path(config.out_dir) / IMAGES_FOLDER / name
-    temporary = target.with_name(f".{name}.{os.getpid()}.tmp")
     options = {"quality": 95} if config.crop_format == "jpg" else {}
-    Image.fromarray(crop).save(temporary, format=CROP_FORMATS[config.crop_format], **options)
-    os.replace(temporary, target)  # the journal names a crop only once it is complete
+    # The journal names a crop only once it is complete.
+    atomic.write_with(pathlib.Path(config.out_dir) / IMAGES_FOLDER / name,
+                      lambda temporary: Image.fromarray(crop).save(
+                          temporary, format=CROP_FORMATS[config.crop_format], **options))
     return {**record, "status": KEPT, "crop": name, "faces_found": len(faces), "face": largest.to_dict(),
             "transform": transform.to_dict(),
             "raw_aus": None if raw_aus is None else [float(value) for value in raw_aus]}
@@ -371,69 +324,22 @@ def _write_layout(out: pathlib.Path, config: PrepareConfig, sources: dict, dupli
     has_aus = bool(config.openface_dir)
     if has_aus:
         table = {example_id: np.asarray(current[example_id]["raw_aus"], np.float32) for example_id in kept}
-        temporary = out / f".{AUS_PICKLE}.tmp"
-        temporary.write_bytes(pickle.dumps(table, protocol=2))
-        os.replace(temporary, out / AUS_PICKLE)
+        atomic.write_bytes(out / AUS_PICKLE, pickle.dumps(table, protocol=2))
     splits = {"train": [], "test": []}
     for example_id in kept:
         splits[split_of(example_id, config.test_percent)].append(example_id)
     for split, name in ID_LISTS.items():
-        temporary = out / f".{name}.tmp"
-        temporary.write_text("".join(f"{example_id}\n" for example_id in splits[split]))
-        os.replace(temporary, out / name)
+        atomic.write_text(out / name, "".join(f"{example_id}\n" for example_id in splits[split]))
     summary = PrepareSummary(
         out_dir=str(out), photos=len(sources) + len(duplicates), processed=processed, kept=tuple(kept),
         skipped={reason: tuple(ids) for reason, ids in skipped.items()},
         usable={split: len(ids) for split, ids in splits.items()}, has_aus=has_aus, seconds=seconds)
-    info = json.loads((out / INFO_FILE).read_text())
-    _write_json(out / INFO_FILE, {**info, "photos_dir": config.photos_dir, "openface_dir": config.openface_dir,
-                                  "au_names": list(action_units.AU_NAMES), "kept": len(kept),
-                                  "splits": summary.usable, "skipped": summary_counts(summary)})
+    prepare_journal.update_info(out, {"photos_dir": config.photos_dir, "openface_dir": config.openface_dir,
+                                      "au_names": list(action_units.AU_NAMES), "kept": len(kept),
+                                      "splits": summary.usable, "skipped": summary_counts(summary)})
     return summary
 
 
 def summary_counts(summary: PrepareSummary) -> dict[str, int]:
     """reason -> how many photos were skipped for it."""
     return {reason: len(ids) for reason, ids in summary.skipped.items()}
-
-
-# === Progress ===
-
-
-class Progress:
-    """A one-line progress bar on a terminal; a line every 10 s (and at the end) elsewhere, e.g. in logs.
-
-    Args:
-        total: photos to process.
-        stream: where to write; None writes nothing.
-    """
-
-    def __init__(self, total: int, stream: TextIO | None):
-        self.total, self.stream = total, stream
-        self.done = self.kept = 0
-        self.started = self._last = time.perf_counter()
-        self._tty = bool(stream) and hasattr(stream, "isatty") and stream.isatty()
-
-    def update(self, kept: bool) -> None:
-        self.done += 1
-        self.kept += int(kept)
-        now = time.perf_counter()
-        if self.stream and (now - self._last >= (0.2 if self._tty else 10.0) or self.done == self.total):
-            self._last = now
-            self._write()
-
-    def _write(self) -> None:
-        elapsed = time.perf_counter() - self.started
-        rate = self.done / max(elapsed, 1e-9)
-        eta = (self.total - self.done) / rate if rate > 0 else 0.0
-        filled = int(30 * self.done / max(self.total, 1))
-        line = (f"[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} photos, kept {self.kept}, "
-                f"{rate:.1f} photos/s, {elapsed:.0f} s, ETA {eta:.0f} s")
-        self.stream.write(("\r" + line) if self._tty else (line + "\n"))
-        self.stream.flush()
-
-    def close(self) -> None:
-        """Ends the terminal line of the bar."""
-        if self._tty and self.done:
-            self.stream.write("\n")
-            self.stream.flush()

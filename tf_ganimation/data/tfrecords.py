@@ -16,7 +16,9 @@ Each record is a `tf.train.Example` with
 
 Images are validated when converting (the source is scanned by `inventory.load_examples`); when reading,
 `scan_records` counts unparseable records, empty or non-image bytes and bad AU vectors, and drops
-a shard that fails its CRC check (`DataLossError`), so training never reaches it.
+a shard that fails its CRC check (`DataLossError`), so training never reaches it. In tf.data,
+`read_records` drops what `parse_example` flags (unparseable records, empty image bytes, bad AU vectors)
+without naming it, and `is_jpeg_or_png` tells the other image bytes apart.
 """
 
 from __future__ import annotations
@@ -26,16 +28,14 @@ import glob
 import json
 import math
 import os
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
 import numpy as np
 import tensorflow as tf
 
-from tf_ganimation.core import action_units
+from tf_ganimation.core import action_units, atomic
 from tf_ganimation.data import annotations
-
-if TYPE_CHECKING:
-    from tf_ganimation.data.inventory import Examples
+from tf_ganimation.data.examples import Examples
 
 IMAGE_KEY = "image/encoded"
 ID_KEY = "image/id"
@@ -134,6 +134,39 @@ def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     return {"encoded_image": features[IMAGE_KEY], "id": features[ID_KEY], "real_aus": real_aus, "valid": valid}
 
 
+def is_jpeg_or_png(encoded_image: tf.Tensor) -> tf.Tensor:
+    """bool []: the bytes start like a JPEG or a PNG file (what `scan_records` accepts)."""
+    return (tf.strings.substr(encoded_image, 0, len(_JPEG_MAGIC)) == _JPEG_MAGIC) | (
+        tf.strings.substr(encoded_image, 0, len(_PNG_MAGIC)) == _PNG_MAGIC)
+
+
+def read_records(paths, shard: tuple[int, int]) -> tf.data.Dataset:
+    """The valid records of the shards, in file order: {"encoded_image", "real_aus", "id"}.
+
+    Valid as `parse_example` says: image bytes that are neither JPEG nor PNG are kept, and fail to
+    decode later (the pipeline drops them there).
+
+    Args:
+        paths: the shard files.
+        shard: (input pipelines, this pipeline's index): whole files per pipeline when there are at
+            least as many files as pipelines, else every pipelines-th record.
+    """
+    pipelines, pipeline_id = shard
+    files = tf.data.Dataset.from_tensor_slices(list(paths))
+    shard_files = pipelines > 1 and len(paths) >= pipelines
+    if shard_files:
+        files = files.shard(pipelines, pipeline_id)
+    records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(paths), 16),
+                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if pipelines > 1 and not shard_files:
+        records = records.shard(pipelines, pipeline_id)
+    # Unparseable records raise in parse_example and are dropped; bad AU vectors and empty images are
+    # filtered (load_examples has already counted and named both).
+    records = records.map(parse_example, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    records = records.filter(lambda record: record["valid"])
+    return records.map(lambda record: {key: record[key] for key in ("encoded_image", "real_aus", "id")})
+
+
 # === Scanning shards when loading ===
 
 
@@ -215,13 +248,14 @@ def _check_record(record: bytes, fallback_name: str) -> tuple[str, np.ndarray | 
 # === Writing ===
 
 
-def write_dataset(examples: "Examples", out_dir: str, num_shards: int = 0, seed: int = 0) -> dict:
+def write_dataset(examples: Examples, out_dir: str, num_shards: int = 0, seed: int = 0) -> dict:
     """Writes the usable examples of a ganimation/openface dataset as sharded TFRecords.
 
     Image files are stored as they are (no decoding, resizing or re-encoding); AUs are stored
     normalised to [0, 1] with `aus/normalized` = 1. The training split is shuffled (with `seed`) before
-    sharding so each shard is a random sample; the test split keeps its order. Shards are written to
-    `<name>.tmp` and renamed when complete; `dataset_info.json` is written last.
+    sharding so each shard is a random sample; the test split keeps its order. Each shard and then
+    `dataset_info.json` is written to a temporary file and renamed when complete (core/atomic.py), so
+    a folder with `dataset_info.json` holds every shard whole.
 
     Args:
         examples: what `inventory.load_examples` returned for a ganimation/openface dataset (its images
@@ -273,8 +307,7 @@ def write_dataset(examples: "Examples", out_dir: str, num_shards: int = 0, seed:
         "source": {"data_dir": os.path.abspath(examples.data_dir), "data_format": examples.data_format},
         "skipped": source_skipped,
     }
-    with open(os.path.join(out_dir, INFO_FILE), "w", encoding="utf-8") as file:
-        json.dump(info, file, indent=2)
+    atomic.write_text(os.path.join(out_dir, INFO_FILE), json.dumps(info, indent=2))
     return info
 
 
@@ -289,18 +322,22 @@ def _num_shards(requested: int, paths: list[str]) -> int:
 
 def _write_shard(path: str, split, indices: np.ndarray) -> tuple[int, list[str]]:
     count, failed = 0, []
-    with tf.io.TFRecordWriter(path + ".tmp") as writer:
-        for i in indices:
-            try:
-                with open(split.image_paths[i], "rb") as file:
-                    encoded = file.read()
-            except OSError:
-                failed.append(split.ids[i])
-                continue
-            if not encoded:
-                failed.append(split.ids[i])
-                continue
-            writer.write(serialize_example(encoded, split.aus[i], split.ids[i], normalized=True))
-            count += 1
-    os.replace(path + ".tmp", path)
+
+    def save(temporary: str) -> None:
+        nonlocal count
+        with tf.io.TFRecordWriter(temporary) as writer:
+            for i in indices:
+                try:
+                    with open(split.image_paths[i], "rb") as file:
+                        encoded = file.read()
+                except OSError:
+                    failed.append(split.ids[i])
+                    continue
+                if not encoded:
+                    failed.append(split.ids[i])
+                    continue
+                writer.write(serialize_example(encoded, split.aus[i], split.ids[i], normalized=True))
+                count += 1
+
+    atomic.write_with(path, save)
     return count, failed

@@ -1,2 +1,7 @@
-"""Scores for a trained generator: paired metrics against true renderings of synthetic faces,
-self-consistency metrics on any data, the in-training probe, and the evaluation sheet."""
+"""Scores for a trained generator: paired metrics against true renderings of synthetic faces
+(synthetic_edits), self-consistency metrics on any data (metrics), the in-training probe (probe),
+the evaluation sheet (sheet), and the evaluation of a run folder (evaluator)."""
+
+from tf_ganimation import _deprecated_paths
+
+__getattr__ = _deprecated_paths.old_module_getattr(__name__)  # the names of the old flat module

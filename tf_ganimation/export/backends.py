@@ -13,6 +13,7 @@ import pathlib
 
 from absl import logging
 
+from tf_ganimation.core import action_units
 from tf_ganimation.model.edit_model import EditModel, KerasEditModel
 
 KINDS = ("workdir", "saved_model", "tflite")
@@ -21,32 +22,53 @@ _MODEL_HELP = ("expected a training run folder (with config.json and generator.w
 
 
 class SavedModelEditModel(EditModel):
-    """An export version folder (saved_model.py): runs its root `edit` function."""
+    """An export version folder (saved_model.py), run through its root `edit` function.
+
+    Args:
+        path: a SavedModel version folder written by saved_model.export_generator (`<base>/<version>/`).
+
+    Attributes:
+        function: the SavedModel's `edit`, a tf.function (images float32 [N, S, S, 3] in [0, 1], aus
+            float32 [N, num_aus] in [0, 1]) -> {"images", "attention", "color"} tensors, any N; what
+            tflite.py converts.
+
+    Raises:
+        FileNotFoundError: no saved_model.pb in `path`.
+        ValueError: a SavedModel without `edit`, or whose image size cannot be told.
+    """
 
     kind = "saved_model"
 
     def __init__(self, path: os.PathLike):
         import tensorflow as tf
 
+        path = pathlib.Path(path)
+        if not (path / "saved_model.pb").is_file():
+            raise FileNotFoundError(f"{path / 'saved_model.pb'} not found: expected a SavedModel version folder "
+                                    "written by export.py (<base>/<version>/)")
         self.source = str(path)
         loaded = tf.saved_model.load(self.source)
         if not hasattr(loaded, "edit"):
-            raise ValueError(f"{path} is a SavedModel without an `edit` function: not a GANimation export "
-                             "(scripts/export.py writes one)")
-        self._loaded, self._function = loaded, loaded.edit
-        self.image_size = _saved_model_image_size(loaded.edit, pathlib.Path(path))
+            raise ValueError(f"the SavedModel in {path} has no `edit(images, aus)` function: not a GANimation "
+                             "export (scripts/export.py writes one)")
+        self._loaded, self.function = loaded, loaded.edit  # `edit` reads the variables `loaded` holds
+        self.image_size, self.num_aus = _saved_model_sizes(loaded.edit, path)
 
     def _edit(self, images, aus):
-        return {key: value.numpy() for key, value in self._function(images, aus).items()}
+        return {key: value.numpy() for key, value in self.function(images, aus).items()}
 
 
-def _saved_model_image_size(function, path: pathlib.Path) -> int:
+def _saved_model_sizes(function, path: pathlib.Path) -> tuple[int, int]:
+    """(image size, number of AUs) of a SavedModel's `edit`, from its input signature or its metadata asset."""
     signature = getattr(function, "input_signature", None)
+    num_aus = action_units.NUM_AUS
+    if signature and len(signature) == 2 and signature[1].shape.rank == 2 and signature[1].shape[1] is not None:
+        num_aus = int(signature[1].shape[1])
     if signature and signature[0].shape.rank == 4 and signature[0].shape[1] is not None:
-        return int(signature[0].shape[1])
+        return int(signature[0].shape[1]), num_aus
     metadata = path / "assets" / "ganimation.json"
     if metadata.is_file():
-        return int(json.loads(metadata.read_text())["image_size"])
+        return int(json.loads(metadata.read_text())["image_size"]), num_aus
     raise ValueError(f"cannot tell the image size of the SavedModel {path}: its `edit` function has no input "
                      "signature and it has no assets/ganimation.json")
 
@@ -74,14 +96,14 @@ def load_edit_model(path: str | os.PathLike, with_critic: bool = True) -> EditMo
 
             return litert.TFLiteEditModel(path)
         raise ValueError(f"model {path} is a file but not a .tflite model: {_MODEL_HELP}")
-    from tf_ganimation.runs import run_folder
+    from tf_ganimation.runs import loading, run_folder
 
     if (path / run_folder.CONFIG_FILE).is_file():
-        generator, config = run_folder.load_generator(path)
+        generator, config = loading.load_generator(path)
         critic = None
         if with_critic:
             try:
-                critic, _ = run_folder.load_critic(path)
+                critic, _ = loading.load_critic(path)
             except FileNotFoundError as error:
                 logging.warning("No critic in %s (%s): animations start from neutral AUs", path, error)
         return KerasEditModel(generator, config.model.image_size, critic, source=str(path))

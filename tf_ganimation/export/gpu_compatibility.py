@@ -1,4 +1,5 @@
-"""Will the TFLite GPU delegate run a .tflite model whole? A check that reads the flatbuffer.
+"""Will the TFLite GPU delegate run a .tflite model whole? Its rules, applied to the operators and
+tensors that flatbuffer.py reads from the model.
 
     offenders = gpu_compatibility.unsupported_operators("ganimation_fp16.tflite")
     for operator in offenders:
@@ -22,7 +23,7 @@ tensorflow/lite/delegates/gpu/common/model_builder.cc) and its tensor conversion
   STRIDED_SLICE no ellipsis/new-axis/shrink masks, fused activations no SIGN_BIT; custom and Flex
   (TensorFlow) operators are refused;
 - a DEQUANTIZE of a float16 constant (how a float16 model stores its weights) is folded by the delegate
-  into its consumer, so its output counts as a constant.
+  into its consumer, so its output counts as a constant (flatbuffer.read_operators marks it so).
 
 Notes: TensorFlow's own check, `tf.lite.experimental.Analyzer.analyze(..., gpu_compatibility=True)`, no
 longer checks anything in TF 2.21: it reports every model compatible, even one with TOPK_V2
@@ -39,20 +40,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pathlib
-from collections import Counter
 from typing import Callable, Sequence
 
 import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema
-from tensorflow.lite.python import schema_util
+
+from tf_ganimation.export import flatbuffer
+from tf_ganimation.export.flatbuffer import Operator, Tensor
 
 MAX_RANK = 4
-_OP_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-_TYPE_NAMES = {code: name.lower() for name, code in vars(schema.TensorType).items() if not name.startswith("_")}
 _FLOAT_TYPES = (schema.TensorType.FLOAT32, schema.TensorType.FLOAT16)
-_NUMPY_TYPES = {schema.TensorType.INT32: np.int32, schema.TensorType.INT64: np.int64,
-                schema.TensorType.FLOAT32: np.float32, schema.TensorType.FLOAT16: np.float16}
 # Custom operators that the delegate implements itself (none of them comes out of the TF converter).
 _GPU_CUSTOM_OPERATORS = ("Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D", "Resampler")
 
@@ -89,35 +86,6 @@ class GpuCompatibilityError(ValueError):
             "GPU delegate:\n  " + "\n  ".join(lines))
 
 
-@dataclasses.dataclass(frozen=True)
-class _Tensor:
-    name: str
-    shape: tuple[int, ...]
-    signature: tuple[int, ...]  # shape_signature: -1 where a dimension is unknown at conversion
-    type: int
-    is_constant: bool
-    values: np.ndarray | None  # constant int/float data, for axes, paddings and the like
-
-    def describe(self) -> str:
-        return f"{self.name!r} {_TYPE_NAMES.get(self.type, self.type)}{list(self.shape)}"
-
-
-@dataclasses.dataclass(frozen=True)
-class _Operator:
-    name: str
-    inputs: tuple[_Tensor, ...]
-    outputs: tuple[_Tensor, ...]
-    options: object  # the builtin options' object (`Conv2DOptionsT`, ...), or None
-
-    @property
-    def runtime_inputs(self) -> list[_Tensor]:
-        return [tensor for tensor in self.inputs if not tensor.is_constant]
-
-    @property
-    def constant_inputs(self) -> list[_Tensor]:
-        return [tensor for tensor in self.inputs if tensor.is_constant]
-
-
 def unsupported_operators(model: bytes | os.PathLike | str) -> list[UnsupportedOperator]:
     """The operators of `model`'s main subgraph that the TFLite GPU delegate would not run.
 
@@ -129,7 +97,7 @@ def unsupported_operators(model: bytes | os.PathLike | str) -> list[UnsupportedO
         the whole graph. An operator with several problems is listed once, with the first found.
     """
     offenders = []
-    for index, operator in enumerate(_read_operators(_model_bytes(model))):
+    for index, operator in enumerate(flatbuffer.read_operators(flatbuffer.model_bytes(model))):
         reason = _first_problem(operator)
         if reason:
             offenders.append(UnsupportedOperator(index, operator.name, reason))
@@ -138,89 +106,18 @@ def unsupported_operators(model: bytes | os.PathLike | str) -> list[UnsupportedO
 
 def require_gpu_compatible(model: bytes | os.PathLike | str, source: str = "the model") -> None:
     """Raises GpuCompatibilityError, listing every offending operator, unless the delegate runs `model` whole."""
-    content = _model_bytes(model)
+    content = flatbuffer.model_bytes(model)
     offenders = unsupported_operators(content)
     if offenders:
-        raise GpuCompatibilityError(offenders, len(_read_operators(content)), source)
-
-
-def operator_counts(model: bytes | os.PathLike | str) -> dict[str, int]:
-    """{operator name: count} over `model`'s main subgraph, most frequent first."""
-    return dict(Counter(operator.name for operator in _read_operators(_model_bytes(model))).most_common())
-
-
-# === Reading the flatbuffer ===
-
-def _model_bytes(model: bytes | os.PathLike | str) -> bytes:
-    if isinstance(model, (bytes, bytearray)):
-        return bytes(model)
-    path = pathlib.Path(model)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: expected a .tflite model file")
-    return path.read_bytes()
-
-
-def _read_operators(content: bytes) -> list[_Operator]:
-    if len(content) < 8 or content[4:8] != b"TFL3":
-        raise ValueError("not a TFLite flatbuffer (its file identifier is not TFL3)")
-    model = schema.ModelT.InitFromPackedBuf(content, 0)
-    if not model.subgraphs:
-        raise ValueError("the TFLite model has no subgraph")
-    # The delegate only takes the main subgraph; others are reached through control flow ops (WHILE, IF),
-    # which it does not run and which are therefore listed themselves.
-    subgraph = model.subgraphs[0]
-    tensors = [_read_tensor(tensor, model.buffers, content) for tensor in subgraph.tensors or []]
-    names = [_operator_name(model.operatorCodes[operator.opcodeIndex]) for operator in subgraph.operators or []]
-    # A float16 model stores its weights as float16 constants, each behind a DEQUANTIZE to float32. The
-    # delegate folds those DEQUANTIZE ops into their consumers (it reads the float16 constant directly), so
-    # their outputs count as constants: a CONV_2D reading one still has a single run-time input.
-    for name, operator in zip(names, subgraph.operators or []):
-        inputs, outputs = _indices(operator.inputs), _indices(operator.outputs)
-        if (name == "DEQUANTIZE" and len(inputs) == 1 and len(outputs) == 1 and tensors[inputs[0]].is_constant
-                and tensors[inputs[0]].type == schema.TensorType.FLOAT16):
-            tensors[outputs[0]] = dataclasses.replace(tensors[outputs[0]], is_constant=True)
-    return [_Operator(name, tuple(tensors[i] for i in _indices(operator.inputs)),
-                      tuple(tensors[i] for i in _indices(operator.outputs)), operator.builtinOptions)
-            for name, operator in zip(names, subgraph.operators or [])]
-
-
-def _operator_name(code) -> str:
-    builtin = schema_util.get_builtin_code_from_operator_code(code)
-    if builtin == schema.BuiltinOperator.CUSTOM:
-        return (code.customCode or b"").decode("utf-8", "replace") or "CUSTOM"
-    return _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
-
-
-def _indices(values) -> list[int]:
-    return [int(i) for i in (values if values is not None else []) if i >= 0]  # -1: an omitted optional input
-
-
-def _read_tensor(tensor, buffers, content: bytes) -> _Tensor:
-    shape = tuple(int(d) for d in (tensor.shape if tensor.shape is not None else []))
-    signature = tuple(int(d) for d in tensor.shapeSignature) if tensor.shapeSignature is not None else shape
-    buffer = buffers[tensor.buffer] if 0 < tensor.buffer < len(buffers) else None
-    data = None  # a constant's bytes, read only when small (axes, paddings, shapes; not weights)
-    is_constant = False
-    if buffer is not None:
-        if buffer.data is not None and len(buffer.data):
-            is_constant = True
-            data = bytes(np.asarray(buffer.data, np.uint8)) if len(buffer.data) <= 4096 else None
-        elif buffer.offset and buffer.offset > 1:  # models over 2 GB keep buffers after the flatbuffer
-            is_constant = True
-            data = content[buffer.offset:buffer.offset + buffer.size] if buffer.size <= 4096 else None
-    values = None
-    if data is not None and tensor.type in _NUMPY_TYPES:
-        values = np.frombuffer(data, _NUMPY_TYPES[tensor.type]).reshape(shape)
-    name = tensor.name.decode("utf-8", "replace") if isinstance(tensor.name, bytes) else str(tensor.name)
-    return _Tensor(name, shape, signature, tensor.type, is_constant, values)
+        raise GpuCompatibilityError(offenders, len(flatbuffer.read_operators(content)), source)
 
 
 # === The rules ===
 
-def _first_problem(operator: _Operator) -> str | None:
+def _first_problem(operator: Operator) -> str | None:
     if operator.name in _REFUSED:
         return _REFUSED[operator.name]
-    if operator.name not in _RULES and operator.name not in _OP_NAMES.values():
+    if operator.name not in _RULES and operator.name not in flatbuffer.OPERATOR_NAMES.values():
         if operator.name.startswith("Flex"):
             return ("a TensorFlow (Flex) operator, run by the TF Select runtime on the CPU; express the "
                     "computation with TFLite builtin operators")
@@ -236,7 +133,7 @@ def _first_problem(operator: _Operator) -> str | None:
     return _RULES[operator.name](operator)
 
 
-def _tensor_problem(tensor: _Tensor) -> str | None:
+def _tensor_problem(tensor: Tensor) -> str | None:
     if len(tensor.shape) > MAX_RANK:
         return (f"tensor {tensor.describe()} is {len(tensor.shape)}-D: the GPU delegate handles at most "
                 f"{MAX_RANK}-D (batch, height, width, channels) tensors")
@@ -249,14 +146,14 @@ def _tensor_problem(tensor: _Tensor) -> str | None:
     return None
 
 
-def _activation_problem(operator: _Operator) -> str | None:
+def _activation_problem(operator: Operator) -> str | None:
     activation = getattr(operator.options, "fusedActivationFunction", schema.ActivationFunctionType.NONE)
     if activation == schema.ActivationFunctionType.SIGN_BIT:
         return "fused activation SIGN_BIT is not supported"
     return None
 
 
-def _inputs_problem(operator: _Operator, runtime: int, constant: int | None = None, outputs: int = 1) -> str | None:
+def _inputs_problem(operator: Operator, runtime: int, constant: int | None = None, outputs: int = 1) -> str | None:
     found_runtime, found_constant = len(operator.runtime_inputs), len(operator.constant_inputs)
     if found_runtime != runtime:
         return (f"takes {runtime} run-time input(s), but has {found_runtime} "
@@ -269,7 +166,7 @@ def _inputs_problem(operator: _Operator, runtime: int, constant: int | None = No
     return None
 
 
-def _positive(operator: _Operator, *fields: str) -> str | None:
+def _positive(operator: Operator, *fields: str) -> str | None:
     for field in fields:
         value = getattr(operator.options, field, None)
         if value is not None and value <= 0:
@@ -277,19 +174,19 @@ def _positive(operator: _Operator, *fields: str) -> str | None:
     return None
 
 
-def _no_check(operator: _Operator) -> str | None:
+def _no_check(operator: Operator) -> str | None:
     return None
 
 
-def _one_runtime_input(operator: _Operator) -> str | None:
+def _one_runtime_input(operator: Operator) -> str | None:
     return _inputs_problem(operator, runtime=1)
 
 
-def _unary(operator: _Operator) -> str | None:
+def _unary(operator: Operator) -> str | None:
     return _inputs_problem(operator, runtime=1, constant=0)
 
 
-def _broadcast_problem(first: _Tensor, second: _Tensor) -> str | None:
+def _broadcast_problem(first: Tensor, second: Tensor) -> str | None:
     """The delegate's standard broadcasting: one operand must cover the other in every dimension."""
     a, b = first.shape, second.shape
     if len(a) > 1 and len(b) > 1 and len(a) != len(b):
@@ -309,7 +206,7 @@ def _broadcast_problem(first: _Tensor, second: _Tensor) -> str | None:
     return None
 
 
-def _elementwise_binary(operator: _Operator) -> str | None:
+def _elementwise_binary(operator: Operator) -> str | None:
     if len(operator.inputs) != 2 or len(operator.outputs) != 1:
         return f"takes 2 inputs and 1 output, has {len(operator.inputs)} and {len(operator.outputs)}"
     runtime = operator.runtime_inputs
@@ -328,7 +225,7 @@ def _elementwise_binary(operator: _Operator) -> str | None:
     return _activation_problem(operator)
 
 
-def _convolution(operator: _Operator) -> str | None:
+def _convolution(operator: Operator) -> str | None:
     runtime = operator.runtime_inputs
     if not 1 <= len(runtime) <= 2 or len(operator.outputs) != 1:
         return f"takes 1 or 2 run-time inputs and 1 output, has {len(runtime)} and {len(operator.outputs)}"
@@ -338,7 +235,7 @@ def _convolution(operator: _Operator) -> str | None:
             or _activation_problem(operator))
 
 
-def _depthwise_convolution(operator: _Operator) -> str | None:
+def _depthwise_convolution(operator: Operator) -> str | None:
     problem = _convolution(operator)
     if problem:
         return problem
@@ -351,26 +248,26 @@ def _depthwise_convolution(operator: _Operator) -> str | None:
     return None
 
 
-def _pooling(operator: _Operator) -> str | None:
+def _pooling(operator: Operator) -> str | None:
     return (_inputs_problem(operator, runtime=1)
             or _positive(operator, "filterHeight", "filterWidth", "strideH", "strideW")
             or _activation_problem(operator))
 
 
-def _axes_problem(operator: _Operator) -> str | None:
+def _axes_problem(operator: Operator) -> str | None:
     axes = operator.inputs[1] if len(operator.inputs) > 1 else None
     if axes is None or not axes.is_constant:
         return f"{operator.name} needs constant axes"
     if axes.type != schema.TensorType.INT32:
-        return f"{operator.name} needs int32 axes, has {_TYPE_NAMES.get(axes.type, axes.type)}"
+        return f"{operator.name} needs int32 axes, has {flatbuffer.TYPE_NAMES.get(axes.type, axes.type)}"
     return None
 
 
-def _reduction(operator: _Operator) -> str | None:
+def _reduction(operator: Operator) -> str | None:
     return _inputs_problem(operator, runtime=1, outputs=1) or _axes_problem(operator)
 
 
-def _mean(operator: _Operator) -> str | None:
+def _mean(operator: Operator) -> str | None:
     problem = _inputs_problem(operator, runtime=1, constant=1) or _axes_problem(operator)
     if problem:
         return problem
@@ -382,7 +279,7 @@ def _mean(operator: _Operator) -> str | None:
     return None
 
 
-def _pad(operator: _Operator) -> str | None:
+def _pad(operator: Operator) -> str | None:
     if operator.name == "MIRROR_PAD" and operator.options.mode != schema.MirrorPadMode.REFLECT:
         return "MIRROR_PAD supports only REFLECT mode"
     problem = _inputs_problem(operator, runtime=1)
@@ -394,7 +291,7 @@ def _pad(operator: _Operator) -> str | None:
     return None
 
 
-def _slice(operator: _Operator) -> str | None:
+def _slice(operator: Operator) -> str | None:
     if operator.name == "STRIDED_SLICE":
         for mask in ("ellipsisMask", "newAxisMask", "shrinkAxisMask"):
             if getattr(operator.options, mask, 0):
@@ -407,7 +304,7 @@ def _slice(operator: _Operator) -> str | None:
     return None
 
 
-def _resize(operator: _Operator) -> str | None:
+def _resize(operator: Operator) -> str | None:
     problem = _inputs_problem(operator, runtime=1)
     if problem:
         return problem
@@ -416,16 +313,16 @@ def _resize(operator: _Operator) -> str | None:
     return None
 
 
-def _depth_space(operator: _Operator) -> str | None:
+def _depth_space(operator: Operator) -> str | None:
     block = operator.options.blockSize
     return _inputs_problem(operator, runtime=1) or (f"block_size {block} must be > 1" if block <= 1 else None)
 
 
-def _softmax(operator: _Operator) -> str | None:
+def _softmax(operator: Operator) -> str | None:
     return None if operator.options.beta == 1 else f"softmax beta {operator.options.beta} must be 1"
 
 
-def _fully_connected(operator: _Operator) -> str | None:
+def _fully_connected(operator: Operator) -> str | None:
     options = operator.options
     if options.weightsFormat != schema.FullyConnectedOptionsWeightsFormat.DEFAULT:
         return f"weights format {options.weightsFormat} is not supported"
@@ -438,7 +335,7 @@ def _fully_connected(operator: _Operator) -> str | None:
     return _activation_problem(operator)
 
 
-def _dequantize(operator: _Operator) -> str | None:
+def _dequantize(operator: Operator) -> str | None:
     if len(operator.inputs) != 1 or len(operator.outputs) != 1:
         return "takes 1 input and 1 output"
     if operator.inputs[0].type == schema.TensorType.INT16:
@@ -446,12 +343,12 @@ def _dequantize(operator: _Operator) -> str | None:
     return None
 
 
-def _concatenation(operator: _Operator) -> str | None:
+def _concatenation(operator: Operator) -> str | None:
     ranks = {len(tensor.shape) for tensor in operator.inputs}
     return None if len(ranks) == 1 else f"concatenates tensors of different ranks {sorted(ranks)}"
 
 
-_RULES: dict[str, Callable[[_Operator], str | None]] = {
+_RULES: dict[str, Callable[[Operator], str | None]] = {
     "ADD": _elementwise_binary, "SUB": _elementwise_binary, "MUL": _elementwise_binary, "DIV": _elementwise_binary,
     "SQUARED_DIFFERENCE": _elementwise_binary, "MAXIMUM": _elementwise_binary, "MINIMUM": _elementwise_binary,
     "POW": _elementwise_binary,

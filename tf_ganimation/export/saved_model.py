@@ -54,7 +54,7 @@ import tensorflow as tf
 from tf_ganimation.core import action_units
 from tf_ganimation.core.config import ModelConfig
 from tf_ganimation.model import edit_model, networks
-from tf_ganimation.runs import run_folder
+from tf_ganimation.runs import loading
 
 METADATA_FILE = "ganimation.json"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -124,7 +124,7 @@ def export_generator(generator: networks.Generator, export_base: os.PathLike, ve
 def export_from_workdir(workdir: os.PathLike, export_base: os.PathLike, version: int | None = None
                         ) -> pathlib.Path:
     """Exports the trained generator of a training run (see workdir.py) at the run's image size."""
-    generator, config = run_folder.load_generator(workdir)
+    generator, config = loading.load_generator(workdir)
     return export_generator(generator, export_base, version, model_config=config.model)
 
 

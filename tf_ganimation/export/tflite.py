@@ -12,14 +12,18 @@ dtypes and ranges, quantization mode, the parity error measured). The model has 
     outputs  images float32 [B, S, S, 3] in [0, 1] (the edited faces), attention float32 [B, S, S, 1] in
              [0, 1] (1 keeps the input pixel), color float32 [B, S, S, 3] in [0, 1]
 
-with a fixed batch B (1 by default): the GPU delegate needs static shapes. litert.TFLiteGenerator runs
-it from Python like the SavedModel, at any batch.
+with a fixed batch B (1 by default): the GPU delegate needs static shapes. litert.TFLiteEditModel runs
+it from Python like the SavedModel, at any batch (the edit contract of model/edit_model.py).
 
 Conversion fails, writing nothing, when
 - an operator would fall back to the CPU under the GPU delegate (gpu_compatibility.py), unless
   `allow_cpu_fallback`;
-- the .tflite, run with LiteRT on fixed random inputs, differs from the source (the SavedModel's `edit`
-  or the Keras generator) by more than PARITY_TOLERANCES on the [0, 1] scale.
+- the .tflite, run with LiteRT on fixed random inputs, differs from its source by more than
+  PARITY_TOLERANCES on the [0, 1] scale; both run behind the edit contract, the .tflite as a
+  litert.TFLiteEditModel, the source as a KerasEditModel or a backends.SavedModelEditModel.
+
+The function converted is the source's edit traced at the fixed batch: `edit_model.edit_images` around
+the Keras generator, or the SavedModel's `edit`.
 
 Quantization modes: `none` (float32 weights and arithmetic), `float16` (float16 weights: half the size,
 the default for GPUs; the CPU dequantizes them to float32, the GPU delegate reads them directly and
@@ -27,35 +31,30 @@ computes in float16 when its options allow precision loss), `dynamic_range` (int
 the size; lossy, see the Notes).
 
 Notes: parity runs on the CPU (LiteRT with XNNPACK), so a float16 model's error is that of its float16
-weights; float16 arithmetic on a GPU adds its own and is not measured here (no GPU on our machines).
-dynamic_range quantizes weights to int8 per channel and activations on the fly; on random paper-size
-weights it changed output pixels by up to 0.1 to 0.25 on the [0, 1] scale (visible; 0.096 with seed 0,
-benchmark_tflite.py), so it is checked
-only against a loose bound (0.5, which catches a broken model, not a degraded one) and always logs a
-warning. Use float16 for GPUs and none (float32) for exact CPU results.
+weights; float16 arithmetic on a GPU adds its own and is not measured here. dynamic_range quantizes
+weights to int8 per channel and activations on the fly; on random paper-size weights it changes output
+pixels visibly (BENCHMARKS.md, TFLite), so it is checked only against a loose bound (0.5, which catches
+a broken model, not a degraded one) and always logs a warning. Use float16 for GPUs and none (float32)
+for exact CPU results. tflite_benchmark.py measures size, parity and latency of each mode.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import os
 import pathlib
-import statistics
 import tempfile
-import time
 from typing import Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_ganimation.core import action_units
-from tf_ganimation.core.config import ModelConfig
-from tf_ganimation.export import gpu_compatibility, litert
+from tf_ganimation.core import action_units, atomic
+from tf_ganimation.export import backends, flatbuffer, gpu_compatibility, litert
 from tf_ganimation.model import edit_model, networks
-from tf_ganimation.runs import run_folder
+from tf_ganimation.runs import loading, run_folder
 
 QUANTIZATIONS = ("none", "float16", "dynamic_range")
 # Max abs error allowed between the .tflite and its source, on the [0, 1] image scale.
@@ -128,68 +127,21 @@ class ParityError(ValueError):
 
 # === Functions to convert ===
 
-def edit_function(generator: networks.Generator, image_size: int, batch_size: int | None = 1):
-    """The SavedModel's `edit` computation around a Keras generator, as a tf.function.
+def fixed_batch_function(function: Callable, image_size: int, num_aus: int, batch_size: int):
+    """`function(images, aus)` traced at a fixed batch, the input of the conversion.
 
     Args:
-        generator: a built networks.Generator.
+        function: an edit (images float32 [B, S, S, 3] in [0, 1], aus float32 [B, num_aus] in [0, 1]) ->
+            {"images", "attention", "color"} tensors in [0, 1]: `edit_model.edit_images` around a
+            generator, or a SavedModel's `edit`; without validation ops (they would not convert to GPU
+            operators).
         image_size: S, the side of the square images.
-        batch_size: the fixed batch of the input signature; None for any batch.
+        num_aus: the AU vector's length.
+        batch_size: B, the fixed batch of the input signature (the GPU delegate needs static shapes).
 
     Returns:
-        A tf.function (images float32 [B, S, S, 3] in [0, 1], aus float32 [B, num_aus] in [0, 1]) ->
-        {"images" [B, S, S, 3] in [0, 1], "attention" [B, S, S, 1] in [0, 1], "color" [B, S, S, 3] in [0, 1]},
-        with no validation ops (they would not convert to GPU operators).
+        A tf.function with inputs named `images` and `aus` and the outputs {"images", "attention", "color"}.
     """
-    signature = [tf.TensorSpec([batch_size, image_size, image_size, 3], tf.float32, name="images"),
-                 tf.TensorSpec([batch_size, generator.num_aus], tf.float32, name="aus")]
-
-    @tf.function(input_signature=signature)
-    def edit(images, aus):
-        return edit_model.edit_images(generator, images, aus)
-
-    return edit
-
-
-def load_saved_model_edit(saved_model_dir: os.PathLike | str):
-    """A SavedModel from export.py and its `edit` function's sizes.
-
-    Returns:
-        (loaded SavedModel, image_size, num_aus); `loaded.edit` takes any batch.
-
-    Raises:
-        FileNotFoundError: no SavedModel in `saved_model_dir`.
-        ValueError: the SavedModel has no `edit` function with the images/aus signature.
-    """
-    path = pathlib.Path(saved_model_dir)
-    if not (path / "saved_model.pb").is_file():
-        raise FileNotFoundError(f"{path / 'saved_model.pb'} not found: --saved_model must be a version folder "
-                                "written by export.py (<base>/<version>/)")
-    loaded = tf.saved_model.load(str(path))
-    edit = getattr(loaded, "edit", None)
-    specs = _input_specs(edit)
-    if specs is None:
-        raise ValueError(f"the SavedModel in {path} has no `edit(images, aus)` function with a fixed input signature; "
-                         "export it with tf_ganimation.export.export_generator")
-    image_spec, aus_spec = specs
-    image_size = image_spec.shape[1]
-    if image_spec.shape.rank != 4 or image_size is None or aus_spec.shape.rank != 2 or aus_spec.shape[1] is None:
-        raise ValueError(f"the `edit` function of {path} takes images {image_spec.shape} and aus {aus_spec.shape}; "
-                         "expected [None, S, S, 3] and [None, 17] with S known")
-    return loaded, int(image_size), int(aus_spec.shape[1])
-
-
-def _input_specs(function):
-    if function is None:
-        return None
-    signature = getattr(function, "input_signature", None)
-    if signature is None and getattr(function, "concrete_functions", None):
-        signature = function.concrete_functions[0].structured_input_signature[0]
-    return tuple(signature) if signature is not None and len(signature) == 2 else None
-
-
-def fixed_batch_function(function: Callable, image_size: int, num_aus: int, batch_size: int):
-    """`function(images, aus)` (e.g. a SavedModel's `edit`) re-traced at a fixed batch, for conversion."""
     signature = [tf.TensorSpec([batch_size, image_size, image_size, 3], tf.float32, name="images"),
                  tf.TensorSpec([batch_size, num_aus], tf.float32, name="aus")]
 
@@ -229,7 +181,7 @@ def convert_function(function, quantization: str) -> bytes:
 def convert_generator(generator: networks.Generator, image_size: int, out_path: os.PathLike | str,
                       config: ConversionConfig = ConversionConfig(),
                       source: str = "Keras generator") -> ConversionResult:
-    """Converts a Keras generator; parity is measured against `edit_function(generator)`.
+    """Converts a Keras generator; parity is measured against its KerasEditModel.
 
     Args:
         generator: a built networks.Generator.
@@ -244,67 +196,68 @@ def convert_generator(generator: networks.Generator, image_size: int, out_path: 
     """
     if not isinstance(image_size, int) or image_size < 4 or image_size % 4:
         raise ValueError(f"image_size={image_size!r} is invalid: expected a positive multiple of 4")
-    function = edit_function(generator, image_size, config.batch_size)
-    reference = edit_function(generator, image_size, batch_size=None)
+    function = fixed_batch_function(functools.partial(edit_model.edit_images, generator), image_size,
+                                    generator.num_aus, config.batch_size)
+    reference = edit_model.KerasEditModel(generator, image_size, source=source)
     return _convert_and_check(function, reference, out_path, config, source)
 
 
 def convert_saved_model(saved_model_dir: os.PathLike | str, out_path: os.PathLike | str,
                         config: ConversionConfig = ConversionConfig()) -> ConversionResult:
-    """Converts the `edit` function of a SavedModel written by export.py; parity is measured against it."""
-    loaded, image_size, num_aus = load_saved_model_edit(saved_model_dir)
-    function = fixed_batch_function(loaded.edit, image_size, num_aus, config.batch_size)
-    return _convert_and_check(function, loaded.edit, out_path, config,
-                              f"SavedModel {saved_model_dir} (edit)")
+    """Converts the `edit` function of a SavedModel written by export.py; parity is measured against it.
+
+    Raises:
+        FileNotFoundError: no saved_model.pb in `saved_model_dir`.
+        ValueError: the SavedModel has no `edit` function (backends.SavedModelEditModel), and as
+            convert_generator.
+    """
+    reference = backends.SavedModelEditModel(saved_model_dir)
+    function = fixed_batch_function(reference.function, reference.image_size, reference.num_aus,
+                                    config.batch_size)
+    return _convert_and_check(function, reference, out_path, config, f"SavedModel {saved_model_dir} (edit)")
 
 
 def convert_workdir(run_dir: os.PathLike | str, out_path: os.PathLike | str,
                     config: ConversionConfig = ConversionConfig()) -> ConversionResult:
-    """Converts the trained generator of a training run's folder (workdir.load_generator)."""
-    generator, run_config = run_folder.load_generator(run_dir)
+    """Converts the trained generator of a training run's folder (runs.loading.load_generator)."""
+    generator, run_config = loading.load_generator(run_dir)
     return convert_generator(generator, run_config.model.image_size, out_path, config,
                              source=f"training run {run_dir} ({run_folder.GENERATOR_WEIGHTS})")
 
 
-def _convert_and_check(function, reference, out_path, config: ConversionConfig,
+def _convert_and_check(function, reference: edit_model.EditModel, out_path, config: ConversionConfig,
                        source: str) -> ConversionResult:
     out_path = pathlib.Path(out_path)
     if out_path.suffix != ".tflite":
         raise ValueError(f"{out_path}: the model file's name must end in .tflite")
     if out_path.exists() and out_path.is_dir():
         raise ValueError(f"{out_path} is a folder; expected a .tflite file name")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     content = convert_function(function, config.quantization)
 
     offenders = gpu_compatibility.unsupported_operators(content)
     if offenders and not config.allow_cpu_fallback:
-        total = sum(gpu_compatibility.operator_counts(content).values())
+        total = sum(flatbuffer.operator_counts(content).values())
         raise gpu_compatibility.GpuCompatibilityError(
             offenders, total, f"the model from {source} (nothing was written; allow_cpu_fallback, "
             "--allow_cpu_fallback, writes it anyway)")
     for operator in offenders:
         logging.warning("GPU delegate: operator %s would run on the CPU", operator)
 
-    temporary = out_path.with_name(f".{out_path.name}.tmp")
-    temporary.write_bytes(content)
-    try:
-        max_abs_error = measure_parity(temporary, reference, config)
-        tolerance = PARITY_TOLERANCES[config.quantization]
-        worst = max(max_abs_error.values())
-        if not worst <= tolerance:  # also catches NaN
-            raise ParityError(
-                f"the {config.quantization} model differs from {source} by up to {worst:.3g} on the [0, 1] scale "
-                f"({_format_errors(max_abs_error)}), above the tolerance {tolerance:g}; nothing was written")
-        os.replace(temporary, out_path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    converted = litert.TFLiteEditModel(content)
+    max_abs_error = measure_parity(converted, reference, config)
+    tolerance = PARITY_TOLERANCES[config.quantization]
+    worst = max(max_abs_error.values())
+    if not worst <= tolerance:  # also catches NaN
+        raise ParityError(
+            f"the {config.quantization} model differs from {source} by up to {worst:.3g} on the [0, 1] scale "
+            f"({_format_errors(max_abs_error)}), above the tolerance {tolerance:g}; nothing was written")
+    atomic.write_bytes(out_path, content)
     if config.quantization == "dynamic_range":
         logging.warning("dynamic_range quantization is lossy: output pixels differ by up to %.3g on the [0, 1] "
-                        "scale; use float16 for GPUs or none for exact results", max(max_abs_error.values()))
+                        "scale; use float16 for GPUs or none for exact results", worst)
 
-    metadata = model_metadata(out_path, config, source, max_abs_error, tolerance, content, offenders)
-    metadata_path = out_path.with_suffix(".json")
-    run_folder.atomic_write_text(metadata_path, json.dumps(metadata, indent=2) + "\n")
+    metadata = model_metadata(out_path, converted, config, source, max_abs_error, tolerance, content, offenders)
+    metadata_path = atomic.write_json(out_path.with_suffix(".json"), metadata, indent=2)
     return ConversionResult(out_path, metadata_path, out_path.stat().st_size, max_abs_error, tolerance,
                             tuple(offenders), metadata)
 
@@ -323,24 +276,23 @@ def parity_inputs(count: int, image_size: int, num_aus: int = action_units.NUM_A
     return images, aus
 
 
-def measure_parity(model_path: os.PathLike | str, reference: Callable, config: ConversionConfig) -> dict:
-    """Max abs difference per output between the .tflite (run with LiteRT) and `reference`, [0, 1] scale.
+def measure_parity(model: edit_model.EditModel, reference: edit_model.EditModel, config: ConversionConfig) -> dict:
+    """Max abs difference per output between two edit models (the .tflite and its source), [0, 1] scale.
 
     The inputs are `parity_inputs(config.parity_examples, ...)`; with more examples than the model's batch,
-    this also exercises TFLiteGenerator's slicing.
+    this also exercises TFLiteEditModel's slicing.
     """
-    model = litert.TFLiteGenerator(model_path)
     images, aus = parity_inputs(config.parity_examples, model.image_size, model.num_aus, config.seed)
-    converted = model(images, aus)
-    expected = reference(tf.constant(images), tf.constant(aus))
-    return {name: float(np.max(np.abs(converted[name] - np.asarray(expected[name]))))
-            for name in litert.OUTPUT_NAMES}
+    converted, expected = model.edit(images, aus), reference.edit(images, aus)
+    return {name: float(np.max(np.abs(converted[name] - expected[name]))) for name in edit_model.EDIT_KEYS}
 
 
-def model_metadata(model_path: pathlib.Path, config: ConversionConfig, source: str, max_abs_error: dict,
-                   tolerance: float, content: bytes, offenders) -> dict:
-    """The `<name>.json` written next to a model: what a client needs to feed it and read it."""
-    model = litert.TFLiteGenerator(model_path)
+def model_metadata(model_path: pathlib.Path, model: litert.TFLiteEditModel, config: ConversionConfig, source: str,
+                   max_abs_error: dict, tolerance: float, content: bytes, offenders) -> dict:
+    """The `<name>.json` written next to a model: what a client needs to feed it and read it.
+
+    `model` is the converted model, as written to `model_path`.
+    """
 
     def tensor(name, details, descriptions):
         value_range, description = descriptions[name]
@@ -362,57 +314,8 @@ def model_metadata(model_path: pathlib.Path, config: ConversionConfig, source: s
                    "examples": config.parity_examples, "seed": config.seed, "runtime": "LiteRT CPU (XNNPACK)"},
         "gpu_delegate": {"runs_whole_graph": not offenders,
                          "unsupported_operators": [dataclasses.asdict(operator) for operator in offenders],
-                         "operator_counts": gpu_compatibility.operator_counts(content)},
+                         "operator_counts": flatbuffer.operator_counts(content)},
         "size_bytes": model_path.stat().st_size,
         "tensorflow_version": tf.__version__,
         "lossy": config.quantization == "dynamic_range",
     }
-
-
-# === Benchmark ===
-
-def latency_ms(function: Callable[[], object], runs: int = 20, warmup: int = 3) -> dict:
-    """Wall time of `function()` over `runs` calls after `warmup` calls: {"median_ms", "min_ms"}.
-
-    The minimum is reported too because it is the figure least disturbed by other processes on the machine.
-    """
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"runs={runs} and warmup={warmup}: expected runs >= 1 and warmup >= 0")
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return {"median_ms": statistics.median(times), "min_ms": min(times)}
-
-
-def benchmark(model_config: ModelConfig, out_dir: os.PathLike | str, quantizations=QUANTIZATIONS,
-              num_threads: int = 2, runs: int = 20, warmup: int = 3, seed: int = 0) -> list[dict]:
-    """File size, parity and CPU latency at batch 1 of each quantization, against the Keras function.
-
-    Builds a generator of `model_config`'s sizes with random weights (seeded), converts it once per mode
-    into `out_dir`, and times one image through LiteRT (default XNNPACK delegate, `num_threads`) and
-    through the `edit` tf.function the SavedModel exports.
-
-    Returns:
-        One row per source: {"name", "size_mb", "max_abs_error", "median_ms", "min_ms"}; the first is the
-        Keras function's.
-    """
-    keras.utils.set_random_seed(seed)
-    generator = networks.build_generator(model_config)
-    size = model_config.image_size
-    images, aus = parity_inputs(1, size, model_config.num_aus, seed)
-    function = edit_function(generator, size, batch_size=1)
-    rows = [{"name": "keras tf.function (SavedModel edit)", "size_mb": None, "max_abs_error": 0.0,
-             **latency_ms(lambda: function(images, aus)["images"].numpy(), runs, warmup)}]
-    out_dir = pathlib.Path(out_dir)
-    for quantization in quantizations:
-        result = convert_generator(generator, size, out_dir / f"benchmark_{quantization}.tflite",
-                                   ConversionConfig(quantization=quantization, seed=seed))
-        model = litert.TFLiteGenerator(result.model_path, num_threads=num_threads)
-        rows.append({"name": f"tflite {quantization}", "size_mb": result.size_bytes / 1e6,
-                     "max_abs_error": max(result.max_abs_error.values()),
-                     **latency_ms(lambda: model(images, aus), runs, warmup)})
-    return rows

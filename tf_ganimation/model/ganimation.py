@@ -22,9 +22,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_ganimation.core.config import LossConfig
-from tf_ganimation.model import losses
-from tf_ganimation.model.networks import Critic, Generator, compose
+from tf_ganimation.core.config import Config, LossConfig
+from tf_ganimation.model import losses, optimizers
+from tf_ganimation.model.networks import Critic, Generator, build_critic, build_generator, compose
 
 
 def _interpolation_weights(local_batch_size, seed) -> tf.Tensor:
@@ -194,13 +194,45 @@ class GANimation(keras.Model):
             self.trackers[name].update_state(value)
 
 
+def make_gan(config: Config, total_steps: int, decay_steps: int) -> GANimation:
+    """Both networks of `config.model`, the GAN wrapper and both Adam optimizers, compiled.
+
+    Call it inside the distribution strategy's scope (note 2).
+
+    Args:
+        config: the networks' sizes (model), the loss weights (loss), Adam's settings (optimizer),
+            n_critic (data), the seed, the precision and XLA (run).
+        total_steps: train_steps of the whole run, the learning-rate schedules' length (paper Sec. 5:
+            epochs x steps per epoch).
+        decay_steps: the final train_steps over which both learning rates decay linearly to zero.
+            The critic's schedule counts its own updates, n_critic per train_step.
+    """
+    gan = GANimation(build_generator(config.model), build_critic(config.model), config.loss, seed=config.run.seed)
+    settings = config.optimizer
+
+    def adam(learning_rate: float, updates_per_step: int):
+        decay = optimizers.LinearDecaySchedule(learning_rate, total_steps * updates_per_step,
+                                               decay_steps * updates_per_step)
+        return optimizers.make_optimizer(decay, settings.beta_1, settings.beta_2, config.run.mixed_precision)
+
+    gan.compile(generator_optimizer=adam(settings.generator_learning_rate, 1),
+                critic_optimizer=adam(settings.critic_learning_rate, config.data.n_critic),
+                jit_compile=config.run.jit_compile)
+    return gan
+
+
+def current_step(gan: GANimation) -> int:
+    """The train_steps `gan` has made: its generator optimizer's iteration count (one update per step)."""
+    return int(gan.generator_optimizer.iterations.numpy())
+
+
 def make_checkpoint(gan: GANimation) -> tf.train.Checkpoint:
     """Both networks and both optimizers (whose iteration counts are the step), as training saves them.
 
     Notes: TensorFlow's checkpoint graph does not see the layers Keras 3 keeps in Python lists (the
     generator's encoder, bottleneck and decoder, the critic's trunk): their variables are saved and
     restored through the optimizers' variable lists. A checkpoint read without the optimizers leaves
-    them at their initial values, so readers (training.load_checkpoint) build both optimizers too.
+    them at their initial values, so readers (runs.loading.load_checkpoint) build both optimizers too.
     """
     return tf.train.Checkpoint(generator=gan.generator, critic=gan.critic,
                                generator_optimizer=gan.generator_optimizer, critic_optimizer=gan.critic_optimizer)

@@ -13,10 +13,6 @@ Faults:
   * Under MultiWorkerMirroredStrategy every worker must call save; the chief writes into the run's
     checkpoint folder, the other workers into a temporary folder that is deleted after each save
     (CheckpointWriter), and all restore from the chief's checkpoints.
-
-Test hook: the environment variable TF_GANIMATION_TEST_KILL_AT=step:N makes training SIGKILL its
-process right after train step N; =checkpoint:N after checkpoint N's data and index files are written
-but before the state file records them. Only tests set it.
 """
 
 from __future__ import annotations
@@ -25,7 +21,6 @@ import os
 import pathlib
 import re
 import shutil
-import signal
 import sys
 
 import tensorflow as tf
@@ -33,7 +28,6 @@ from absl import logging
 
 from tf_ganimation.model import ganimation
 
-KILL_AT_VARIABLE = "TF_GANIMATION_TEST_KILL_AT"
 WORKER_CHECKPOINT_DIR = "workertemp_{task_id}"  # inside the checkpoint folder; deleted after each save
 
 
@@ -127,15 +121,16 @@ class CheckpointWriter:
         self.manager = tf.train.CheckpointManager(checkpoint, os.fspath(self.directory), max_to_keep=keep)
         self.last_step = None
 
-    def save(self, step: int) -> str | None:
-        """Saves checkpoint `step` unless this writer saved it already; returns its path on the chief."""
+    def save(self, step: int, options: tf.train.CheckpointOptions | None = None) -> str | None:
+        """Saves checkpoint `step` unless this writer saved it already; returns its path on the chief.
+
+        Args:
+            options: passed to CheckpointManager.save. Its `experimental_write_callbacks` run after
+                the data and index files are written and before the manager records them in the state
+                file (the manager adds its own callback after them).
+        """
         if step == self.last_step:
             return None
-        options = None
-        if self.is_chief and kill_point() == ("checkpoint", step):
-            # After the data and index files, before CheckpointManager records them (its own callback runs
-            # after ours): the moment a kill would leave a complete but unrecorded checkpoint.
-            options = tf.train.CheckpointOptions(experimental_write_callbacks=[kill_self])
         path = self.manager.save(checkpoint_number=step, options=options)
         self.last_step = step
         if not self.is_chief:
@@ -143,20 +138,3 @@ class CheckpointWriter:
             return None
         logging.info("Saved checkpoint %s", path)
         return path
-
-
-def kill_point() -> tuple[str, int] | None:
-    """The test hook's ("step" | "checkpoint", N), or None when KILL_AT_VARIABLE is not set."""
-    value = os.environ.get(KILL_AT_VARIABLE)
-    if not value:
-        return None
-    match = re.fullmatch(r"(step|checkpoint):(\d+)", value)
-    if not match:
-        raise ValueError(f"{KILL_AT_VARIABLE}={value!r} is invalid: expected step:N or checkpoint:N (a test hook)")
-    return match.group(1), int(match.group(2))
-
-
-def kill_self() -> None:
-    """SIGKILLs this process (the test hook's hard kill)."""
-    print(f"{KILL_AT_VARIABLE}={os.environ[KILL_AT_VARIABLE]}: killing this process", file=sys.stderr, flush=True)
-    os.kill(os.getpid(), signal.SIGKILL)

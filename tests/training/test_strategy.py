@@ -1,0 +1,40 @@
+import json
+
+import pytest
+import tensorflow as tf
+
+from tf_ganimation.core.config import RunConfig
+from tf_ganimation.training import strategy
+
+
+@pytest.mark.parametrize("cluster, task, chief", [
+    ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 0}, True),
+    ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 1}, False),
+    ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "worker", "index": 0}, False),
+    ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "chief", "index": 0}, True),
+])
+def test_the_chief_is_task_0_of_the_workers_unless_the_cluster_names_one(monkeypatch, cluster, task, chief):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+    assert strategy.is_chief(RunConfig(strategy="multi_worker")) is chief
+    assert strategy.is_chief(RunConfig(strategy="mirrored")) is True  # TF_CONFIG only matters to multi_worker
+
+
+def test_task_of_reads_the_task_from_tf_config(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:1"]},
+                                                "task": {"type": "worker", "index": 1}}))
+    assert strategy.task_of(RunConfig(strategy="multi_worker")) == ("worker", 1, False)
+    assert strategy.task_of(RunConfig(strategy="one_device")) == (None, 0, True)
+
+
+def test_one_device_and_auto_on_a_machine_without_gpus_use_the_cpu():
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("this machine has GPUs: auto picks them")
+    for name in ("one_device", "auto"):
+        made = strategy.make_strategy(name)
+        assert isinstance(made, tf.distribute.OneDeviceStrategy) and made.num_replicas_in_sync == 1
+        assert made.extended.worker_devices == ("/job:localhost/replica:0/task:0/device:CPU:0",)
+
+
+def test_an_unknown_strategy_names_the_allowed_ones():
+    with pytest.raises(ValueError, match="strategy='tpu' is invalid: expected one of auto, one_device, mirrored"):
+        strategy.make_strategy("tpu")
