@@ -38,7 +38,17 @@ OLD_NAMES = {
 }
 
 # 0.1 names with no successor, and why.
-REMOVED = {}
+REMOVED = {
+    ("tf_ganimation.checkpoints", "KILL_AT_VARIABLE"): "a test hook; tests/training/killing_train.py now",
+    ("tf_ganimation.checkpoints", "kill_point"): "a test hook; tests/training/killing_train.py now",
+    ("tf_ganimation.checkpoints", "kill_self"): "a test hook; tests/training/killing_train.py now",
+    ("tf_ganimation.training", "build_gan"): "model.ganimation.make_gan(config, total_steps, decay_steps)",
+    ("tf_ganimation.tflite", "edit_function"): "model.edit_model.KerasEditModel runs a generator",
+    ("tf_ganimation.tflite", "load_saved_model_edit"): "export.backends.SavedModelEditModel",
+    ("tf_ganimation.evaluation", "generator_edit"): "an EditModel (unit range) replaces the [-1, 1] edit function",
+    ("tf_ganimation.evaluation", "rendering_edit"): "evaluation.synthetic_edits.TrueRendering, an EditModel",
+    ("tf_ganimation.evaluation", "to_uint8_scale"): "core.pixels.model_to_255",
+}
 
 
 def _old_names():

@@ -44,7 +44,10 @@ MOVED = {
     "tf_ganimation.gpu_compatibility": ("tf_ganimation.export.gpu_compatibility", "tf_ganimation.export.flatbuffer"),
     "tf_ganimation.litert": ("tf_ganimation.export.litert",),
     "tf_ganimation.animate": ("tf_ganimation.editing.editor", "tf_ganimation.editing.edit_job",
-                              "tf_ganimation.export.backends", "tf_ganimation.model.edit_model"),
+                              "tf_ganimation.editing.contact_sheet", "tf_ganimation.editing.outputs",
+                              "tf_ganimation.core.image_files", "tf_ganimation.core.grids",
+                              "tf_ganimation.export.backends", "tf_ganimation.export.litert",
+                              "tf_ganimation.model.edit_model"),
 }
 # Old modules whose name is now a subpackage's: the subpackage -> where the old module's names live.
 SHADOWED = {
@@ -52,10 +55,13 @@ SHADOWED = {
     "tf_ganimation.data": ("tf_ganimation.data.pipeline",),
     "tf_ganimation.synthetic": ("tf_ganimation.synthetic.identity", "tf_ganimation.synthetic.geometry",
                                 "tf_ganimation.synthetic.renderer"),
-    "tf_ganimation.training": ("tf_ganimation.training.trainer", "tf_ganimation.runs.loading"),
+    "tf_ganimation.training": ("tf_ganimation.training.trainer", "tf_ganimation.training.strategy",
+                               "tf_ganimation.training.schedule", "tf_ganimation.training.faults",
+                               "tf_ganimation.training.monitor", "tf_ganimation.runs.loading",
+                               "tf_ganimation.model.ganimation"),
     "tf_ganimation.evaluation": ("tf_ganimation.evaluation.metrics", "tf_ganimation.evaluation.synthetic_edits",
                                  "tf_ganimation.evaluation.probe", "tf_ganimation.evaluation.sheet",
-                                 "tf_ganimation.evaluation.evaluator"),
+                                 "tf_ganimation.evaluation.evaluator", "tf_ganimation.core.grids"),
     "tf_ganimation.export": ("tf_ganimation.export.saved_model",),
 }
 # Names that changed as well as moved: (old module, old name) -> (new module, new name).
@@ -63,6 +69,8 @@ RENAMED = {
     ("tf_ganimation.networks", "edit_unit_range"): ("tf_ganimation.model.edit_model", "edit_images"),
     ("tf_ganimation.animate", "load_model"): ("tf_ganimation.export.backends", "load_edit_model"),
     ("tf_ganimation.litert", "TFLiteGenerator"): ("tf_ganimation.export.litert", "TFLiteEditModel"),
+    ("tf_ganimation.animate", "MODEL_KINDS"): ("tf_ganimation.export.backends", "KINDS"),
+    ("tf_ganimation.workdir", "atomic_write_text"): ("tf_ganimation.core.atomic", "write_text"),
     ("tf_ganimation.inventory", "check_image_file"): ("tf_ganimation.core.image_files", "check_training_image"),
     ("tf_ganimation.inventory", "check_image_files"): ("tf_ganimation.core.image_files", "check_training_images"),
     ("tf_ganimation.inventory", "MAX_IMAGE_PIXELS"): ("tf_ganimation.core.image_files", "MAX_TRAINING_IMAGE_PIXELS"),
