@@ -38,57 +38,9 @@ def random_inputs(rng, count):
 # === Models ===
 
 
-def test_load_model_from_a_run_folder(model):
-    assert isinstance(model, edit_model.KerasEditModel) and model.kind == "workdir" and model.image_size == SIZE
-    images, aus = random_inputs(np.random.default_rng(0), 3)
-    outputs = model(images, aus)
-    assert outputs["images"].shape == (3, SIZE, SIZE, 3) and outputs["attention"].shape == (3, SIZE, SIZE, 1)
-    for key, value in outputs.items():
-        assert value.dtype == np.float32 and 0.0 <= value.min() and value.max() <= 1.0, key
-    # Eq. 1 on the [0, 1] scale: images = A * input + (1 - A) * C.
-    composed = outputs["attention"] * images + (1 - outputs["attention"]) * outputs["color"]
-    np.testing.assert_allclose(outputs["images"], composed, atol=1e-5)
-
-
 def test_model_batches_give_the_same_results(model):
     model_in_slices = edit_model.KerasEditModel(model.generator, SIZE)
     model_in_slices.batch_size = 2
     rng = np.random.default_rng(1)
     images, aus = random_inputs(rng, 5)
     np.testing.assert_allclose(model_in_slices(images, aus)["images"], model(images, aus)["images"], atol=1e-5)
-
-
-def test_load_model_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist.*training run folder.*SavedModel.*tflite"):
-        backends.load_edit_model(tmp_path / "absent")
-    (tmp_path / "weights.h5").write_bytes(b"x")
-    with pytest.raises(ValueError, match="not a .tflite model"):
-        backends.load_edit_model(tmp_path / "weights.h5")
-    with pytest.raises(ValueError, match="no config.json, no saved_model.pb and no version folder"):
-        backends.load_edit_model(tmp_path)
-
-
-def test_saved_model_export(model, tmp_path):
-    from tf_ganimation.export import saved_model
-    version = saved_model.export_generator(model.generator, tmp_path / "export", model_config=TINY, warmup=False)
-    rng = np.random.default_rng(2)
-    images, aus = random_inputs(rng, 3)
-    expected = model(images, aus)
-    for path in (version, tmp_path / "export"):  # the version folder, or its base (highest version)
-        loaded = backends.load_edit_model(path)
-        assert loaded.kind == "saved_model" and loaded.image_size == SIZE and loaded.estimate_aus(images) is None
-        for key, value in loaded(images, aus).items():
-            np.testing.assert_allclose(value, expected[key], atol=1e-5)
-
-
-def test_tflite_model(model, tmp_path):
-    from tf_ganimation.export import tflite
-    path = tmp_path / "tiny.tflite"
-    tflite.convert_generator(model.generator, SIZE, path, tflite.ConversionConfig("none"))
-    loaded = backends.load_edit_model(path)
-    assert loaded.kind == "tflite" and loaded.image_size == SIZE
-    rng = np.random.default_rng(3)
-    images, aus = random_inputs(rng, 3)
-    expected = model(images, aus)
-    for key, value in loaded(images, aus).items():
-        np.testing.assert_allclose(value, expected[key], atol=1e-4)
