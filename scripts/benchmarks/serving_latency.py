@@ -2,7 +2,7 @@ r"""Benchmarks Predict through serving/local_server.py: gRPC against REST (float
 
 Exports a generator with random weights (the paper's size by default: 8.5 M weights, 128 px), starts
 `python -m serving.local_server` in a subprocess (its own process, as a real server would be), and times
-sequential requests from one client (serving/client.py): latency p50 and p99 end to end, client encoding
+sequential requests from one client (serving/client/): latency p50 and p99 end to end, client encoding
 and decoding included, and images per second. Not a test: numbers go into BENCHMARKS.md.
 
 Example (~10 min on 2 busy CPU cores):

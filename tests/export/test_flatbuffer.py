@@ -34,7 +34,7 @@ def test_operators_come_in_execution_order_with_their_tensors():
     assert tile.inputs[0] == reshape.outputs[0]  # the same tensor, read once
     assert [t.shape for t in concatenation.inputs] == [(1, 8, 8, 3), (1, 8, 8, 17)]
     assert concatenation.constant_inputs == [] and concatenation.outputs[0].shape == (1, 8, 8, 20)
-    assert concatenation.options.axis == 3
+    assert concatenation.options.axis == -1  # as traced: tf.concat(..., axis=-1)
 
 
 def test_a_dimension_unknown_at_conversion_is_minus_one_in_the_signature():
@@ -51,11 +51,13 @@ def test_a_float16_weights_dequantize_output_counts_as_a_constant():
                                                    float16=True))
     assert [o.name for o in operators] == ["DEQUANTIZE", "DEQUANTIZE", "CONV_2D"]
     for dequantize in operators[:2]:
-        assert dequantize.inputs[0].describe().split()[1].startswith("float16")
-        assert dequantize.inputs[0].is_constant and dequantize.outputs[0].is_constant
+        stored, dequantized = dequantize.inputs[0], dequantize.outputs[0]
+        assert stored.describe().split()[1].startswith("float16") and stored.is_constant
+        assert stored.values.dtype == np.float16  # 216 bytes: small enough to be read
+        assert dequantized.is_constant and dequantized.values is None  # no data in the model: computed from it
     convolution = operators[2]
     assert [t.name for t in convolution.runtime_inputs] == ["image"] and len(convolution.constant_inputs) == 2
-    assert convolution.constant_inputs[0].values is not None  # 432 bytes of weights: small enough to read
+    np.testing.assert_allclose(operators[1].inputs[0].values, np.transpose(kernel, [3, 0, 1, 2]), atol=1e-2)
     # Without float16 weights there is no DEQUANTIZE, and the weights are constants in the model itself.
     (plain,) = flatbuffer.read_operators(_convert(lambda image: tf.nn.conv2d(image, kernel, 1, "SAME"), IMAGE))
     assert plain.name == "CONV_2D" and len(plain.runtime_inputs) == 1

@@ -1,4 +1,4 @@
-"""tf_ganimation/saved_model.py: the SavedModel's signatures, contracts and atomic versioned writes (32 px, 8 filters)."""
+"""tf_ganimation/export/saved_model.py: the signatures, their contracts and atomic versioned writes (32 px, 8 filters)."""
 
 import io
 import json

@@ -5,7 +5,7 @@
     <export_base>/<version>/assets.extra/tf_serving_warmup_requests
                                                          PredictionLog records TF Serving replays when it loads
 
-Signatures (every image and AU value range below is a contract, tested in tests/test_export.py):
+Signatures (every image and AU value range below is a contract, tested in tests/export/test_saved_model.py):
 
 - `serving_default`: `images` float32 [N, S, S, 3] in [0, 1], `aus` float32 [N, 17] in [0, 1] ->
   `images` float32 [N, S, S, 3] in [0, 1] (the edited faces), `attention` float32 [N, S, S, 1] in [0, 1]
@@ -123,7 +123,7 @@ def export_generator(generator: networks.Generator, export_base: os.PathLike, ve
 
 def export_from_workdir(workdir: os.PathLike, export_base: os.PathLike, version: int | None = None
                         ) -> pathlib.Path:
-    """Exports the trained generator of a training run (see workdir.py) at the run's image size."""
+    """Exports the trained generator of a training run (runs/run_folder.py) at the run's image size."""
     generator, config = loading.load_generator(workdir)
     return export_generator(generator, export_base, version, model_config=config.model)
 
