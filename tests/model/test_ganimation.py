@@ -3,7 +3,6 @@ import subprocess
 import sys
 import textwrap
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -86,19 +85,6 @@ def test_fit_runs_on_a_dataset_and_calling_the_model_edits_images():
     assert fake.shape == (1, 32, 32, 3)
 
 
-def test_learning_rate_is_constant_then_decays_linearly_to_zero():
-    schedule = optimizers.LinearDecaySchedule(1e-4, total_steps=30, decay_steps=10)
-    rates = [float(schedule(step)) for step in (0, 19, 20, 25, 30, 35)]
-    np.testing.assert_allclose(rates, [1e-4, 1e-4, 1e-4, 0.5e-4, 0.0, 0.0], atol=1e-12)
-    assert optimizers.LinearDecaySchedule.from_config(schedule.get_config()).total_steps == 30
-
-
-def test_mixed_float16_wraps_the_optimizer_in_loss_scaling():
-    assert isinstance(optimizers.make_optimizer(1e-4, 0.5, 0.999, "mixed_float16"), keras.optimizers.LossScaleOptimizer)
-    assert not isinstance(optimizers.make_optimizer(1e-4, 0.5, 0.999), keras.optimizers.LossScaleOptimizer)
-
-
-# Runs in a subprocess: logical devices must be configured before TensorFlow starts.
 _PARITY_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
@@ -138,6 +124,8 @@ _PARITY_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
+
+
 def test_two_replicas_match_one_device():
     result = subprocess.run([sys.executable, "-c", _PARITY_SCRIPT], cwd=PROJECT_ROOT, capture_output=True,
                             text=True, timeout=300)
