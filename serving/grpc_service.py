@@ -125,7 +125,10 @@ def make_grpc_server(manager: ModelManager, host: str, port: int, max_request_by
                  ("grpc.so_reuseport", 0)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager), server)
-    bound_port = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound_port = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # recent grpcio raises where older versions returned 0
+        bound_port = 0
     if bound_port == 0:
         raise OSError(f"cannot bind the gRPC port {host}:{port} (in use?)")
     return server, bound_port

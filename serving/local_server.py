@@ -2,7 +2,7 @@ r"""A development stand-in for tensorflow_model_server: TF Serving's gRPC and RE
 
 For development and tests only. Production runs the real tensorflow_model_server (Docker image
 tensorflow/serving) with serving/models.config and serving/batching_parameters.txt; see
-serving/docker-compose.yml. The real server cannot be installed on our machines (it is on neither PyPI
+serving/docker-compose.yml. The real server cannot be installed from the package registries (it is on neither PyPI
 nor Debian), so this one implements the part of its API our clients use, with the official protos:
 
 - gRPC (default port 8500): PredictionService.Predict and GetModelMetadata, ModelService.GetModelStatus.

@@ -7,8 +7,9 @@
 
 Row answers are {"predictions": [...]}, one entry per example (an object of outputs when the signature
 has several); columnar answers are {"outputs": {...}}. Binary strings travel as {"b64": "..."}: any
-string input may be sent so, and string outputs whose name ends in `_bytes` are answered so. Errors are
-{"error": "<message>"} with TF Serving's HTTP status for the status code (400, 404, 413, 501, ...).
+string input may be sent so, and string outputs whose name ends in `_bytes` are answered so (the
+conversions are serving/rest_json.py's). Errors are {"error": "<message>"} with TF Serving's HTTP status
+for the status code (400, 404, 413, 501, ...).
 
 Notes: numbers are parsed with the C json module and converted with one numpy call per input, and
 base64 strings are decoded by binascii, so a request whose images travel as b64 costs little more than
@@ -17,8 +18,6 @@ its gRPC twin; float images as JSON numbers cost ~10 bytes and ~0.3 us per value
 
 from __future__ import annotations
 
-import base64
-import binascii
 import http.server
 import json
 import logging
@@ -32,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 
-from serving import grpc_service
+from serving import grpc_service, rest_json
 from serving.manager import ModelManager
 from serving.status import ServingError
 
@@ -87,91 +86,45 @@ def _row_inputs(instances, dtypes: Mapping[str, tf.DType]) -> dict[str, np.ndarr
     if not instances:
         raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "No values in 'instances' array")
     names = sorted(dtypes)
-    named = isinstance(instances[0], dict) and not _is_b64(instances[0])
+    named = isinstance(instances[0], dict) and not rest_json.is_b64(instances[0])
     if not named:
         if len(names) > 1:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                "instances is a plain list, but expecting list of objects as multiple input "
                                f"tensors required ({', '.join(names)})")
-        return {names[0]: _array(instances, dtypes[names[0]], f"'{names[0]}' of 'instances'")}
+        return {names[0]: rest_json.array(instances, dtypes[names[0]], f"'{names[0]}' of 'instances'")}
     columns = {name: [] for name in names}
     for index, instance in enumerate(instances):
-        if not isinstance(instance, dict) or _is_b64(instance) or sorted(instance) != names:
+        if not isinstance(instance, dict) or rest_json.is_b64(instance) or sorted(instance) != names:
             keys = sorted(instance) if isinstance(instance, dict) else type(instance).__name__
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"Failed to process element: {index} of 'instances' list: its keys {keys} must be "
                                f"equal to: {', '.join(names)}")
         for name in names:
             columns[name].append(instance[name])
-    return {name: _array(values, dtypes[name], f"'{name}' of 'instances'") for name, values in columns.items()}
+    return {name: rest_json.array(values, dtypes[name], f"'{name}' of 'instances'")
+            for name, values in columns.items()}
 
 
 def _columnar_inputs(inputs, dtypes: Mapping[str, tf.DType]) -> dict[str, np.ndarray]:
     names = sorted(dtypes)
-    if not isinstance(inputs, dict) or _is_b64(inputs):
+    if not isinstance(inputs, dict) or rest_json.is_b64(inputs):
         if len(names) > 1:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                "inputs is a plain value/list, but expecting an object as multiple input tensors "
                                f"required ({', '.join(names)})")
-        return {names[0]: _array(inputs, dtypes[names[0]], f"'{names[0]}' of 'inputs'")}
+        return {names[0]: rest_json.array(inputs, dtypes[names[0]], f"'{names[0]}' of 'inputs'")}
     for name in names:
         if name not in inputs:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Missing named input: {name} in 'inputs' object.")
     # Like TF Serving, keys the signature does not name are ignored.
-    return {name: _array(inputs[name], dtypes[name], f"'{name}' of 'inputs'") for name in names}
-
-
-def _array(value, dtype: tf.DType, where: str) -> np.ndarray:
-    """A JSON value (number, list of lists, b64 objects) -> numpy array of `dtype`."""
-    if dtype == tf.string:
-        array = np.array(_bytes_tree(value, where), dtype=object)
-        if any(isinstance(item, list) for item in array.flat):
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"the lists of {where} have different lengths")
-        return array
-    try:
-        array = np.asarray(value)
-    except ValueError:
-        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"the lists of {where} have different lengths (a tensor must be rectangular)") from None
-    allowed = "iuf" if dtype.is_floating else "iu"  # 8 is a valid float, 8.5 not a valid int (as TF Serving)
-    if array.size and array.dtype.kind not in allowed:
-        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"JSON value of {where} is not of expected type: {dtype.name} (got {_kind(array)})")
-    if dtype.is_integer and array.size:
-        limits = np.iinfo(dtype.as_numpy_dtype)
-        if array.min() < limits.min or array.max() > limits.max:
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"a value of {where} does not fit {dtype.name}")
-    return array.astype(dtype.as_numpy_dtype, copy=False)
-
-
-def _kind(array: np.ndarray) -> str:
-    return {"b": "booleans", "U": "strings", "S": "strings", "O": "objects or mixed values",
-            "f": "decimal numbers"}.get(array.dtype.kind, array.dtype.name)
-
-
-def _is_b64(value) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
-
-
-def _bytes_tree(value, where: str):
-    if isinstance(value, list):
-        return [_bytes_tree(item, where) for item in value]
-    if _is_b64(value):
-        text = value["b64"]
-        try:
-            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"Unable to base64 decode {where}: {text[:40]!r}") from None
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"JSON value of {where} is not of expected type: string (a string or {{\"b64\": ...}})")
+    return {name: rest_json.array(inputs[name], dtypes[name], f"'{name}' of 'inputs'") for name in names}
 
 
 def predict_response(outputs: Mapping[str, np.ndarray], form: str) -> dict:
     """{"predictions": [...]} (ROW) or {"outputs": ...} (COLUMNAR), b64 for string outputs named *_bytes."""
-    values = {name: _json_value(name, value) for name, value in outputs.items()}
+    values = {name: rest_json.json_value(value, binary=name.endswith("_bytes"))
+              for name, value in outputs.items()}
     if form == COLUMNAR:
         return {"outputs": values if len(values) > 1 else next(iter(values.values()))}
     batch_sizes = {name: value.shape[0] if value.ndim else None for name, value in outputs.items()}
@@ -183,21 +136,6 @@ def predict_response(outputs: Mapping[str, np.ndarray], form: str) -> dict:
     if len(values) == 1:
         return {"predictions": next(iter(values.values()))}
     return {"predictions": [{name: value[index] for name, value in values.items()} for index in range(batch)]}
-
-
-def _json_value(name: str, value: np.ndarray):
-    if value.dtype.kind not in "OSU":
-        return value.tolist()
-    if name.endswith("_bytes"):
-        return _map_nested(value.tolist(), lambda item: {"b64": base64.b64encode(item).decode("ascii")})
-    return _map_nested(value.tolist(),
-                       lambda item: item.decode("utf-8", "replace") if isinstance(item, bytes) else item)
-
-
-def _map_nested(value, function):
-    if isinstance(value, list):
-        return [_map_nested(item, function) for item in value]
-    return function(value)
 
 
 # === HTTP ===

@@ -1,6 +1,7 @@
-"""serving/local_server.py (with manager, servable, grpc_service, rest): TF Serving's APIs over our SavedModel.
+"""serving/local_server.py: the manager, the gRPC server and the REST server of one model, together.
 
-The official stubs and raw HTTP talk to a server started in-process on free ports of 127.0.0.1.
+The official stubs and raw HTTP talk to a server started in-process on free ports of 127.0.0.1; each
+API alone is tested in test_grpc_service.py and test_rest.py, the lifecycle in test_manager.py.
 """
 
 import base64
@@ -18,10 +19,8 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import PROJECT_ROOT, tiny_generator
 from PIL import Image
 from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
     get_model_status_pb2,
     model_service_pb2_grpc,
     predict_pb2,
@@ -32,10 +31,10 @@ from serving.local_server import LocalServer
 from tf_ganimation.export import saved_model
 from tf_ganimation.model import edit_model
 
+from conftest import PROJECT_ROOT, tiny_generator
+
 SIZE = 32
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
-
-
 
 
 def expected_images(generator, images, aus):
@@ -93,40 +92,32 @@ def rest(server, method, path, body=None, raw=None):
     return response.status, answer
 
 
-# === Round trips ===
+# === Both APIs over one manager ===
 
-@pytest.mark.parametrize("batch", [1, 8])
-def test_grpc_predict_with_the_official_stub(served, batch):
-    images, aus = random_inputs(batch, seed=batch)
-    response = served["prediction"].Predict(predict_request({"images": images, "aus": aus}), timeout=60)
-    assert (response.model_spec.name, response.model_spec.version.value) == ("ganimation", 1)
-    assert response.model_spec.signature_name == "serving_default"
-    assert sorted(response.outputs) == ["attention", "color", "images"]
-    np.testing.assert_allclose(tf.make_ndarray(response.outputs["images"]),
-                               expected_images(served["generator"], images, aus), atol=1e-5)
-    assert tf.make_ndarray(response.outputs["attention"]).shape == (batch, SIZE, SIZE, 1)
+def test_the_servers_bind_the_asked_host_and_free_ports(served):
+    server = served["server"]
+    assert server.grpc_target == f"127.0.0.1:{server.grpc_port}" and server.grpc_port > 0
+    assert server.rest_url == f"http://127.0.0.1:{server.rest_port}" and server.rest_port not in (0, server.grpc_port)
 
 
-def test_grpc_output_filter_returns_only_what_was_asked(served):
-    images, aus = random_inputs(1)
-    request = predict_request({"images": images, "aus": aus})
-    request.output_filter.append("attention")
-    assert list(served["prediction"].Predict(request, timeout=60).outputs) == ["attention"]
+def test_both_apis_report_the_same_version(served):
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "ganimation"
+    (grpc_status,) = served["models"].GetModelStatus(request, timeout=60).model_version_status
+    status, answer = rest(served["server"], "GET", "/v1/models/ganimation")
+    assert status == 200 and [entry["version"] for entry in answer["model_version_status"]] == ["1"]
+    assert grpc_status.version == served["server"].manager.current_version == 1
 
 
-@pytest.mark.parametrize("batch", [1, 8])
-def test_rest_predict_row_and_columnar_forms(served, batch):
-    images, aus = random_inputs(batch, seed=10 + batch)
-    expected = expected_images(served["generator"], images, aus)
-    status, columnar = rest(served["server"], "POST", "/v1/models/ganimation:predict",
-                            {"inputs": {"images": images.tolist(), "aus": aus.tolist()}})
-    assert status == 200 and sorted(columnar["outputs"]) == ["attention", "color", "images"]
-    np.testing.assert_allclose(np.array(columnar["outputs"]["images"]), expected, atol=1e-5)
-    instances = [{"images": image.tolist(), "aus": au.tolist()} for image, au in zip(images, aus)]
-    status, row = rest(served["server"], "POST", "/v1/models/ganimation/versions/1:predict", {"instances": instances})
-    assert status == 200 and len(row["predictions"]) == batch
-    assert sorted(row["predictions"][0]) == ["attention", "color", "images"]
-    np.testing.assert_allclose(np.array([item["images"] for item in row["predictions"]]), expected, atol=1e-5)
+def test_rest_can_be_left_out(served):
+    with LocalServer(served["base"], grpc_port=0, rest_port=None, warmup=False) as server:
+        assert server.rest_port is None and server.rest_url is None
+        assert server.manager.current_version == 1
+
+
+def test_an_invalid_request_limit_is_refused(served):
+    with pytest.raises(ValueError, match="max_request_bytes=0 is invalid"):
+        LocalServer(served["base"], grpc_port=0, rest_port=None, max_request_bytes=0)
 
 
 @pytest.mark.parametrize("batch", [1, 8])
@@ -145,159 +136,6 @@ def test_b64_png_in_and_out_over_rest_and_grpc(served, batch):
     response = served["prediction"].Predict(predict_request(
         {"image_bytes": np.array(pngs, dtype=object), "aus": aus}, "encoded"), timeout=60)
     assert list(tf.make_ndarray(response.outputs["image_bytes"])) == rest_pngs
-
-
-def test_animate_over_rest_row_form(served):
-    images, aus = random_inputs(1)
-    instance = {"image": images[0].tolist(), "start_aus": [0.0] * 17, "end_aus": aus[0].tolist(), "num_frames": 3}
-    status, answer = rest(served["server"], "POST", "/v1/models/ganimation:predict",
-                          {"signature_name": "animate", "instances": [instance]})
-    assert status == 200
-    assert np.array(answer["predictions"][0]["frames"]).shape == (3, SIZE, SIZE, 3)
-    assert answer["predictions"][0]["num_frames"] == 3
-
-
-def test_metadata_over_grpc_and_rest(served):
-    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-    request.model_spec.name = "ganimation"
-    response = served["prediction"].GetModelMetadata(request, timeout=60)
-    signature_map = get_model_metadata_pb2.SignatureDefMap()
-    assert response.metadata["signature_def"].Unpack(signature_map)
-    assert set(saved_model.SIGNATURES) <= set(signature_map.signature_def)
-    images = signature_map.signature_def["serving_default"].inputs["images"]
-    assert [dim.size for dim in images.tensor_shape.dim] == [-1, SIZE, SIZE, 3]
-    assert response.model_spec.version.value == 1
-    status, answer = rest(served["server"], "GET", "/v1/models/ganimation/metadata")
-    assert status == 200 and answer["model_spec"] == {"name": "ganimation", "version": "1", "signature_name": ""}
-    rest_images = answer["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]["images"]
-    assert [dim["size"] for dim in rest_images["tensor_shape"]["dim"]] == ["-1", str(SIZE), str(SIZE), "3"]
-
-
-def test_model_status_over_grpc_and_rest(served):
-    request = get_model_status_pb2.GetModelStatusRequest()
-    request.model_spec.name = "ganimation"
-    response = served["models"].GetModelStatus(request, timeout=60)
-    assert [(status.version, status.state, status.status.error_code) for status in response.model_version_status] \
-        == [(1, get_model_status_pb2.ModelVersionStatus.AVAILABLE, 0)]
-    for path in ("/v1/models/ganimation", "/v1/models/ganimation/versions/1"):
-        assert rest(served["server"], "GET", path) == (200, {"model_version_status": [
-            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
-
-
-# === Bad requests: a clear error each, and the server keeps serving ===
-
-def good_grpc_request(served):
-    images, aus = random_inputs(1)
-    response = served["prediction"].Predict(predict_request({"images": images, "aus": aus}), timeout=60)
-    np.testing.assert_allclose(tf.make_ndarray(response.outputs["images"]),
-                               expected_images(served["generator"], images, aus), atol=1e-5)
-
-
-GOOD_IMAGES, GOOD_AUS = random_inputs(1)
-NAN_AUS = GOOD_AUS.copy()
-NAN_AUS[0, 2] = np.nan
-BAD_GRPC_REQUESTS = {
-    "wrong shape": (predict_request({"images": np.zeros([1, 16, 16, 3], np.float32), "aus": GOOD_AUS}),
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "has shape [1, 16, 16, 3]; the signature expects [-1, 32, 32, 3]"),
-    "wrong dtype": (predict_request({"images": GOOD_IMAGES.astype(np.float64), "aus": GOOD_AUS}),
-                    grpc.StatusCode.INVALID_ARGUMENT, "input 'images' of signature 'serving_default' must be float32"),
-    "16 AUs": (predict_request({"images": GOOD_IMAGES, "aus": GOOD_AUS[:, :16]}),
-               grpc.StatusCode.INVALID_ARGUMENT, "the signature expects [-1, 17]"),
-    "NaN AUs": (predict_request({"images": GOOD_IMAGES, "aus": NAN_AUS}),
-                grpc.StatusCode.INVALID_ARGUMENT, "aus must be finite"),
-    "missing input": (predict_request({"images": GOOD_IMAGES}), grpc.StatusCode.INVALID_ARGUMENT, "missing aus"),
-    "not an image": (predict_request({"image_bytes": np.array([b"GIF? no"], dtype=object), "aus": GOOD_AUS},
-                                     "encoded"), grpc.StatusCode.INVALID_ARGUMENT, "Unknown image file format"),
-    "unknown signature": (predict_request({"aus": GOOD_AUS}, "smile"), grpc.StatusCode.INVALID_ARGUMENT,
-                          'Serving signature name: "smile" not found'),
-    "unknown model": (predict_request({"images": GOOD_IMAGES, "aus": GOOD_AUS}, name="stargan"),
-                      grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(stargan)"),
-    "unknown version": (predict_request({"images": GOOD_IMAGES, "aus": GOOD_AUS}, version=9),
-                        grpc.StatusCode.NOT_FOUND, "Servable not found for request: Specific(ganimation, 9)"),
-    "oversized payload": (predict_request({"images": np.zeros([200, SIZE, SIZE, 3], np.float32),
-                                           "aus": np.zeros([200, 17], np.float32)}),
-                          grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than max"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BAD_GRPC_REQUESTS))
-def test_bad_grpc_requests_get_clear_errors(served, case):
-    request, code, message = BAD_GRPC_REQUESTS[case]
-    with pytest.raises(grpc.RpcError) as raised:
-        served["prediction"].Predict(request, timeout=60)
-    assert raised.value.code() == code
-    assert message in raised.value.details()
-    good_grpc_request(served)
-
-
-def good_rest_request(served):
-    images, aus = random_inputs(1)
-    status, answer = rest(served["server"], "POST", "/v1/models/ganimation:predict",
-                          {"inputs": {"images": images.tolist(), "aus": aus.tolist()}})
-    assert status == 200
-    np.testing.assert_allclose(np.array(answer["outputs"]["images"]),
-                               expected_images(served["generator"], images, aus), atol=1e-5)
-
-
-def _columnar(images=GOOD_IMAGES.tolist(), aus=GOOD_AUS.tolist(), **extra):
-    return json.dumps({"inputs": {"images": images, "aus": aus}, **extra})
-
-
-BAD_REST_REQUESTS = {
-    "wrong shape": ("/v1/models/ganimation:predict", _columnar(images=np.zeros([1, 8, 8, 3]).tolist()),
-                    400, "has shape [1, 8, 8, 3]"),
-    "wrong dtype": ("/v1/models/ganimation:predict", _columnar(aus=[["high"] * 17]), 400,
-                    "is not of expected type: float32"),
-    "16 AUs": ("/v1/models/ganimation:predict", _columnar(aus=[[0.5] * 16]), 400, "the signature expects [-1, 17]"),
-    "NaN AUs": ("/v1/models/ganimation:predict", _columnar(aus=[[0.5] * 16 + [float("nan")]]), 400,
-                "aus must be finite"),
-    "ragged lists": ("/v1/models/ganimation:predict", _columnar(aus=[[0.5] * 17, [0.5]]), 400, "different lengths"),
-    "bad base64": ("/v1/models/ganimation:predict",
-                   json.dumps({"signature_name": "encoded", "instances": [
-                       {"image_bytes": {"b64": "@@not base64@@"}, "aus": [0.0] * 17}]}),
-                   400, "Unable to base64 decode"),
-    "not an image": ("/v1/models/ganimation:predict",
-                     json.dumps({"signature_name": "encoded", "instances": [
-                         {"image_bytes": {"b64": base64.b64encode(b"plain text").decode()}, "aus": [0.0] * 17}]}),
-                     400, "Unknown image file format"),
-    "malformed JSON": ("/v1/models/ganimation:predict", '{"inputs": [', 400, "JSON Parse error"),
-    "no inputs key": ("/v1/models/ganimation:predict", json.dumps({"examples": []}), 400,
-                      "Missing 'inputs' or 'instances' key"),
-    "instance keys": ("/v1/models/ganimation:predict", json.dumps({"instances": [{"images": 1}]}), 400,
-                      "Failed to process element: 0"),
-    "unknown model": ("/v1/models/stargan:predict", _columnar(), 404,
-                      "Servable not found for request: Latest(stargan)"),
-    "unknown version": ("/v1/models/ganimation/versions/9:predict", _columnar(), 404,
-                        "Servable not found for request: Specific(ganimation, 9)"),
-    "classify": ("/v1/models/ganimation:classify", _columnar(), 501, "classify is not supported"),
-    "malformed path": ("/v1/models/ganimation:smile", _columnar(), 400, "Malformed request"),
-    "oversized payload": ("/v1/models/ganimation:predict", " " * (MAX_REQUEST_BYTES + 1), 413,
-                          "larger than the server's limit"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BAD_REST_REQUESTS))
-def test_bad_rest_requests_get_clear_errors(served, case):
-    path, body, status, message = BAD_REST_REQUESTS[case]
-    answer_status, answer = rest(served["server"], "POST", path, raw=body)
-    assert answer_status == status
-    assert list(answer) == ["error"] and message in answer["error"]
-    good_rest_request(served)
-
-
-def test_unknown_model_or_version_in_status_and_metadata_is_not_found(served):
-    server = served["server"]
-    assert rest(server, "GET", "/v1/models/stargan")[0] == 404
-    assert rest(server, "GET", "/v1/models/ganimation/versions/9") == (
-        404, {"error": "Could not find version 9 of model ganimation"})
-    assert rest(server, "GET", "/v1/models/ganimation/versions/9/metadata")[0] == 404
-    assert rest(server, "GET", "/healthz")[0] == 404
-    request = get_model_status_pb2.GetModelStatusRequest()
-    request.model_spec.name = "stargan"
-    with pytest.raises(grpc.RpcError) as raised:
-        served["models"].GetModelStatus(request, timeout=60)
-    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 # === Load and versions ===
