@@ -151,7 +151,7 @@ def test_make_synthetic_dataset_script(tmp_path):
 
     again = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert again.returncode != 0
-    assert "already holds a dataset" in again.stderr and "Traceback" not in again.stderr
+    assert "already holds a dataset" in " ".join(again.stderr.split()) and "Traceback" not in again.stderr
     bad = subprocess.run(command[:2] + ["--out", str(tmp_path / "bad"), "--image_size", "8"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "image_size=8" in bad.stderr and "Traceback" not in bad.stderr
