@@ -87,7 +87,7 @@ def main(argv):
     url = web_demo.launch(app, demo.config)
     try:
         client = Client(url, verbose=False)
-        client.predict(handle_file(_PHOTO.value), False, False, api_name="/photo_event")  # this session's photo
+        client.predict(handle_file(_PHOTO.value), False, False, api_name="/photo_event")  # this client's photo
         rows["slider release -> new image, via 127.0.0.1"] = _time(
             lambda aus: client.predict(*[float(value) for value in aus], api_name="/edit_event"),
             aus_list, _WARMUP.value)
