@@ -31,6 +31,37 @@ def photos_dir() -> pathlib.Path:
     return PHOTOS_DIR
 
 
+# Where MTCNN (mtcnn 1.0) finds the one face of astronaut.png: x, y, width, height.
+ASTRONAUT_BOX = (182, 64, 83, 107)
+
+
+def shared_photo(name: str) -> np.ndarray:
+    """A photo of ../shared/data/photos as image_files.read_photo reads it; skips the test when absent."""
+    from tf_ganimation.core import image_files
+
+    if not PHOTOS_DIR.is_dir():
+        pytest.skip(f"shared test photos not found at {PHOTOS_DIR}")
+    return image_files.read_photo(PHOTOS_DIR / name)
+
+
+@pytest.fixture(scope="session")
+def detector():
+    """One MTCNN face detector for the whole run (building it loads three networks)."""
+    from tf_ganimation.faces import detection
+
+    return detection.FaceDetector()
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    return shared_photo("astronaut.png")
+
+
+@pytest.fixture(scope="session")
+def astronaut_face(detector, astronaut):
+    return detector.detect(astronaut)[0]
+
+
 def random_batch(batch_size: int, n_critic: int, image_size: int, seed: int = 0) -> dict:
     """A train_step element: images [B, n_critic, S, S, 3] in [-1, 1], AUs [B, n_critic, 17] in [0, 1]."""
     rng = np.random.default_rng(seed)

@@ -17,21 +17,14 @@ from tf_ganimation.editing import contact_sheet
 from tf_ganimation.editing.edit_job import EditJob, run
 from tf_ganimation.editing.editor import Editor
 from tf_ganimation.export import backends
-from tf_ganimation.faces import blending, detection
+from tf_ganimation.faces import blending
 from tf_ganimation.model import networks
 from tf_ganimation.runs import run_folder
 
-from conftest import PHOTOS_DIR, PROJECT_ROOT
+from conftest import ASTRONAUT_BOX, PHOTOS_DIR, PROJECT_ROOT, shared_photo
 from conftest import TINY_MODEL as TINY
 
 SIZE = TINY.image_size  # 32 px, 8 filters, 1 residual block
-ASTRONAUT_BOX = (182, 64, 83, 107)  # detection.py's measurement (x, y, width, height)
-
-
-def _shared(name: str) -> np.ndarray:
-    if not PHOTOS_DIR.is_dir():
-        pytest.skip(f"shared test photos not found at {PHOTOS_DIR}")
-    return image_files.read_photo(PHOTOS_DIR / name)
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +40,6 @@ def run_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(run_dir):
     return backends.load_edit_model(run_dir)
-
-
-@pytest.fixture(scope="module")
-def detector():
-    return detection.FaceDetector()
-
-
-@pytest.fixture(scope="module")
-def astronaut():
-    return _shared("astronaut.png")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +83,7 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path, model):
 
 
 def test_run_writes_the_photo_animation_and_sheet(tmp_path, model, detector, astronaut):
-    _shared("astronaut.png")
+    shared_photo("astronaut.png")
     job = EditJob(model="unused", image=str(PHOTOS_DIR / "astronaut.png"), expression="neutral,happy",
                   out=str(tmp_path / "edit.jpg"), gif=str(tmp_path / "anim.gif"),
                   sheet=str(tmp_path / "sheet.png"), frames=4, animation_max_side=256)
@@ -120,7 +103,7 @@ def test_run_writes_the_photo_animation_and_sheet(tmp_path, model, detector, ast
 
 
 def test_run_starts_from_start_and_loads_the_model(tmp_path, run_dir, detector, astronaut):
-    _shared("astronaut.png")
+    shared_photo("astronaut.png")
     job = EditJob(model=str(run_dir), image=str(PHOTOS_DIR / "astronaut.png"), aus="AU12=1", start="sad",
                   gif=str(tmp_path / "anim.webp"), frames=3, animation_max_side=0)
     summary = run(job, detector=detector)
@@ -161,7 +144,7 @@ def test_edit_job_targets():
 
 @pytest.mark.slow
 def test_script_edits_and_exits_2_without_a_face(tmp_path, run_dir):
-    _shared("chelsea.png")
+    shared_photo("chelsea.png")
     script = str(PROJECT_ROOT / "scripts" / "animate.py")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run([sys.executable, script, f"--model={run_dir}", f"--image={PHOTOS_DIR / 'chelsea.png'}",

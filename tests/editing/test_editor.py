@@ -8,22 +8,15 @@ from tf_ganimation.core import action_units, image_files
 from tf_ganimation.core.config import Config, DataConfig
 from tf_ganimation.editing.editor import Editor, EditorConfig, NoFaceError, whole_image_transform
 from tf_ganimation.export import backends
-from tf_ganimation.faces import alignment, blending, detection
+from tf_ganimation.faces import alignment, blending
 from tf_ganimation.model import edit_model, networks
 from tf_ganimation.runs import run_folder
 
-from conftest import PHOTOS_DIR
+from conftest import ASTRONAUT_BOX, shared_photo
 from conftest import TINY_MODEL as TINY
 
 SIZE = TINY.image_size  # 32 px, 8 filters, 1 residual block
-ASTRONAUT_BOX = (182, 64, 83, 107)  # detection.py's measurement (x, y, width, height)
 HAPPY = action_units.preset("happy")
-
-
-def _shared(name: str) -> np.ndarray:
-    if not PHOTOS_DIR.is_dir():
-        pytest.skip(f"shared test photos not found at {PHOTOS_DIR}")
-    return image_files.read_photo(PHOTOS_DIR / name)
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +35,8 @@ def model(run_dir):
 
 
 @pytest.fixture(scope="module")
-def detector():
-    return detection.FaceDetector()
-
-
-@pytest.fixture(scope="module")
 def editor(model, detector):
     return Editor(model, detector=detector)
-
-
-@pytest.fixture(scope="module")
-def astronaut():
-    return _shared("astronaut.png")
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +135,7 @@ def test_paste_back_goldens(astronaut, astronaut_crops):
 
 
 def test_whole_image_edits_every_pixel(astronaut):
-    cat = _shared("chelsea.png")
+    cat = shared_photo("chelsea.png")
     editor = Editor(FakeModel(attention=0.0, color=0.6), EditorConfig(whole_image=True))
     crops = editor.find_faces(cat)
     assert len(crops) == 1 and crops[0].face is None and crops[0].feather == 0.0
@@ -165,7 +148,7 @@ def test_whole_image_edits_every_pixel(astronaut):
 
 @pytest.mark.parametrize("name", ["chelsea.png", "coffee.png"])
 def test_no_face_suggests_whole_image(editor, name):
-    photo = _shared(name)
+    photo = shared_photo(name)
     with pytest.raises(NoFaceError, match=f"no face found in '{name}'.*--whole_image"):
         editor.find_faces(photo, name)
 

@@ -3,31 +3,7 @@
 import numpy as np
 import pytest
 
-from tf_ganimation.core import image_files
-from tf_ganimation.faces import alignment, blending, detection
-
-from conftest import PHOTOS_DIR
-
-
-def _shared_photo(name: str) -> np.ndarray:
-    if not PHOTOS_DIR.is_dir():
-        pytest.skip(f"shared test photos not found at {PHOTOS_DIR}")
-    return image_files.read_photo(PHOTOS_DIR / name)
-
-
-@pytest.fixture(scope="module")
-def detector() -> detection.FaceDetector:
-    return detection.FaceDetector()
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return _shared_photo("astronaut.png")
-
-
-@pytest.fixture(scope="module")
-def astronaut_face(detector, astronaut) -> detection.Face:
-    return detector.detect(astronaut)[0]
+from tf_ganimation.faces import alignment, blending
 
 
 def test_paste_unchanged_crop_with_full_attention_is_bit_exact(astronaut, astronaut_face):

@@ -13,30 +13,7 @@ from PIL import Image
 from tf_ganimation.core import image_files
 from tf_ganimation.faces import detection
 
-from conftest import PHOTOS_DIR
-
-ASTRONAUT_BOX = (182, 64, 83, 107)  # measured with mtcnn 1.0 on this photo (x, y, width, height)
-
-
-def _shared_photo(name: str) -> np.ndarray:
-    if not PHOTOS_DIR.is_dir():
-        pytest.skip(f"shared test photos not found at {PHOTOS_DIR}")
-    return image_files.read_photo(PHOTOS_DIR / name)
-
-
-@pytest.fixture(scope="module")
-def detector() -> detection.FaceDetector:
-    return detection.FaceDetector()
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return _shared_photo("astronaut.png")
-
-
-@pytest.fixture(scope="module")
-def astronaut_face(detector, astronaut) -> detection.Face:
-    return detector.detect(astronaut)[0]
+from conftest import ASTRONAUT_BOX, shared_photo
 
 
 def _synthetic_face(center=(50.0, 60.0), angle_degrees=0.0) -> detection.Face:
@@ -76,7 +53,7 @@ def test_face_record_is_json_able(astronaut_face):
 
 @pytest.mark.parametrize("name", ["chelsea.png", "coffee.png"])
 def test_no_face_in_cat_or_coffee(detector, name):
-    assert detector.detect(_shared_photo(name)) == []
+    assert detector.detect(shared_photo(name)) == []
 
 
 def test_blank_and_tiny_photos_have_no_face(detector):
