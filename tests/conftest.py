@@ -155,3 +155,27 @@ def config_for(path, **overrides):
     settings = dict(data_dir=str(path), image_size=16, batch_size=4, n_critic=2, shuffle_buffer=16)
     settings.update(overrides)
     return DataConfig(**settings)
+
+
+def random_inputs(batch: int, seed: int = 0, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs of the edit contract: images float32 [batch, size, size, 3] and AUs [batch, 17], in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0, 1, [batch, size, size, 3]).astype(np.float32),
+            rng.uniform(0, 1, [batch, 17]).astype(np.float32))
+
+
+def expected_images(generator, images, aus) -> np.ndarray:
+    """What a served or exported generator must answer: edit_model.edit_images' "images", as numpy."""
+    from tf_ganimation.model import edit_model
+
+    return edit_model.edit_images(generator, images, aus)["images"].numpy()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+

@@ -18,7 +18,7 @@ from tf_ganimation.export import saved_model
 from tf_ganimation.model import networks
 from tf_ganimation.runs import run_folder
 
-from conftest import PROJECT_ROOT, TINY_MODEL, tiny_generator
+from conftest import PROJECT_ROOT, TINY_MODEL, random_inputs, tiny_generator
 
 SIZE = 32
 
@@ -33,11 +33,6 @@ def expected_edit(generator, images, aus):
     return {"images": (fake_image.numpy() + 1) / 2, "attention": outputs["attention"].numpy(),
             "color": (outputs["color"].numpy() + 1) / 2}
 
-
-def random_inputs(batch, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.uniform(0, 1, [batch, SIZE, SIZE, 3]).astype(np.float32),
-            rng.uniform(0, 1, [batch, 17]).astype(np.float32))
 
 
 @pytest.fixture(scope="module")

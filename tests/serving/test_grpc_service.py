@@ -21,22 +21,13 @@ from tensorflow_serving.apis import (
 from serving import grpc_service
 from serving.manager import ModelManager
 from tf_ganimation.export import saved_model
-from tf_ganimation.model import edit_model
 
-from conftest import tiny_generator
+from conftest import expected_images, random_inputs, tiny_generator
 
 SIZE = 32
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 
 
-def expected_images(generator, images, aus):
-    return edit_model.edit_images(generator, images, aus)["images"].numpy()
-
-
-def random_inputs(batch, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.uniform(0, 1, [batch, SIZE, SIZE, 3]).astype(np.float32),
-            rng.uniform(0, 1, [batch, 17]).astype(np.float32))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import http.client
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -29,22 +28,13 @@ from tensorflow_serving.apis import (
 
 from serving.local_server import LocalServer
 from tf_ganimation.export import saved_model
-from tf_ganimation.model import edit_model
 
-from conftest import PROJECT_ROOT, tiny_generator
+from conftest import PROJECT_ROOT, expected_images, free_port, random_inputs, tiny_generator
 
 SIZE = 32
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 
 
-def expected_images(generator, images, aus):
-    return edit_model.edit_images(generator, images, aus)["images"].numpy()
-
-
-def random_inputs(batch, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.uniform(0, 1, [batch, SIZE, SIZE, 3]).astype(np.float32),
-            rng.uniform(0, 1, [batch, 17]).astype(np.float32))
 
 
 def png_bytes(seed=0, size=(40, 30)) -> bytes:
@@ -244,11 +234,6 @@ def test_a_broken_version_is_reported_and_the_current_one_keeps_serving(tmp_path
                               {"inputs": {"images": images.tolist(), "aus": aus.tolist()}})
         assert status == 200 and server.manager.current_version == 1
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.slow

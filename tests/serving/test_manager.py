@@ -14,15 +14,10 @@ from serving.status import ServingError
 from tf_ganimation.export import saved_model
 from tf_ganimation.model import edit_model
 
-from conftest import tiny_generator
+from conftest import random_inputs, tiny_generator
 
 SIZE = 32
 
-
-def random_inputs(batch, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.uniform(0, 1, [batch, SIZE, SIZE, 3]).astype(np.float32),
-            rng.uniform(0, 1, [batch, 17]).astype(np.float32))
 
 
 def states(manager):

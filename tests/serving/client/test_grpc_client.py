@@ -1,10 +1,8 @@
 """serving/client/grpc_client.py: GrpcClient against an in-process local server, and against nobody."""
 
-import socket
 import threading
 
 import grpc
-import numpy as np
 import pytest
 
 from serving.client import GrpcClient, serving_client
@@ -13,21 +11,11 @@ from serving.local_server import LocalServer
 from serving.status import ServingError
 from tf_ganimation.export import saved_model
 
-from conftest import tiny_generator
+from conftest import free_port, random_inputs, tiny_generator
 
 SIZE = 32
 
 
-def random_inputs(batch, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.uniform(0, 1, [batch, SIZE, SIZE, 3]).astype(np.float32),
-            rng.uniform(0, 1, [batch, 17]).astype(np.float32))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

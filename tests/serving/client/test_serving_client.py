@@ -19,21 +19,12 @@ from serving.local_server import LocalServer
 from serving.status import ServingError
 from tf_ganimation.core import action_units
 from tf_ganimation.export import saved_model
-from tf_ganimation.model import edit_model
 
-from conftest import tiny_generator
+from conftest import expected_images, random_inputs, tiny_generator
 
 SIZE = 32
 
 
-def expected_images(generator, images, aus):
-    return edit_model.edit_images(generator, images, aus)["images"].numpy()
-
-
-def random_inputs(batch, seed=0, size=SIZE):
-    rng = np.random.default_rng(seed)
-    return (rng.uniform(0, 1, [batch, size, size, 3]).astype(np.float32),
-            rng.uniform(0, 1, [batch, 17]).astype(np.float32))
 
 
 def encoded(seed=0, size=(48, 40), format="PNG") -> bytes:
