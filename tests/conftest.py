@@ -45,6 +45,23 @@ def shared_photo(name: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory) -> pathlib.Path:
+    """A training run's folder with an untrained TINY_MODEL generator and critic (the critic estimates AUs).
+
+    Shared by the whole run: tests read it and never write into it.
+    """
+    from tf_ganimation.core.config import Config
+    from tf_ganimation.model import networks
+    from tf_ganimation.runs import run_folder
+
+    path = tmp_path_factory.mktemp("tiny_run")
+    run_folder.save_config(Config(model=TINY_MODEL, data=DataConfig(image_size=TINY_MODEL.image_size)), path)
+    networks.build_generator(TINY_MODEL).save_weights(path / run_folder.GENERATOR_WEIGHTS)
+    networks.build_critic(TINY_MODEL).save_weights(path / run_folder.CRITIC_WEIGHTS)
+    return path
+
+
+@pytest.fixture(scope="session")
 def detector():
     """One MTCNN face detector for the whole run (building it loads three networks)."""
     from tf_ganimation.faces import detection

@@ -12,14 +12,11 @@ import pytest
 from PIL import Image
 
 from tf_ganimation.core import action_units, image_files
-from tf_ganimation.core.config import Config, DataConfig
 from tf_ganimation.editing import contact_sheet
 from tf_ganimation.editing.edit_job import EditJob, run
 from tf_ganimation.editing.editor import Editor
 from tf_ganimation.export import backends
 from tf_ganimation.faces import blending
-from tf_ganimation.model import networks
-from tf_ganimation.runs import run_folder
 
 from conftest import ASTRONAUT_BOX, PHOTOS_DIR, PROJECT_ROOT, shared_photo
 from conftest import TINY_MODEL as TINY
@@ -28,18 +25,8 @@ SIZE = TINY.image_size  # 32 px, 8 filters, 1 residual block
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A training run's folder holding an untrained tiny generator and critic (32 px, 8 filters)."""
-    path = tmp_path_factory.mktemp("run")
-    run_folder.save_config(Config(model=TINY, data=DataConfig(image_size=SIZE)), path)
-    networks.build_generator(TINY).save_weights(path / run_folder.GENERATOR_WEIGHTS)
-    networks.build_critic(TINY).save_weights(path / run_folder.CRITIC_WEIGHTS)
-    return path
-
-
-@pytest.fixture(scope="module")
-def model(run_dir):
-    return backends.load_edit_model(run_dir)
+def model(tiny_run_dir):
+    return backends.load_edit_model(tiny_run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +89,9 @@ def test_run_writes_the_photo_animation_and_sheet(tmp_path, model, detector, ast
     assert sorted(os.listdir(tmp_path)) == ["anim.gif", "edit.jpg", "sheet.png"]  # no temporary files left
 
 
-def test_run_starts_from_start_and_loads_the_model(tmp_path, run_dir, detector, astronaut):
+def test_run_starts_from_start_and_loads_the_model(tmp_path, tiny_run_dir, detector, astronaut):
     shared_photo("astronaut.png")
-    job = EditJob(model=str(run_dir), image=str(PHOTOS_DIR / "astronaut.png"), aus="AU12=1", start="sad",
+    job = EditJob(model=str(tiny_run_dir), image=str(PHOTOS_DIR / "astronaut.png"), aus="AU12=1", start="sad",
                   gif=str(tmp_path / "anim.webp"), frames=3, animation_max_side=0)
     summary = run(job, detector=detector)
     assert summary["model"].startswith("workdir ") and summary["image_size"] == SIZE
@@ -143,11 +130,11 @@ def test_edit_job_targets():
 
 
 @pytest.mark.slow
-def test_script_edits_and_exits_2_without_a_face(tmp_path, run_dir):
+def test_script_edits_and_exits_2_without_a_face(tmp_path, tiny_run_dir):
     shared_photo("chelsea.png")
     script = str(PROJECT_ROOT / "scripts" / "animate.py")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run([sys.executable, script, f"--model={run_dir}", f"--image={PHOTOS_DIR / 'chelsea.png'}",
+    result = subprocess.run([sys.executable, script, f"--model={tiny_run_dir}", f"--image={PHOTOS_DIR / 'chelsea.png'}",
                              "--expression=happy", f"--out={tmp_path / 'out.png'}"],
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 2, result.stderr[-3000:]

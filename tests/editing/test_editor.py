@@ -5,12 +5,10 @@ import pytest
 from PIL import Image
 
 from tf_ganimation.core import action_units, image_files
-from tf_ganimation.core.config import Config, DataConfig
 from tf_ganimation.editing.editor import Editor, EditorConfig, NoFaceError, whole_image_transform
 from tf_ganimation.export import backends
 from tf_ganimation.faces import alignment, blending
-from tf_ganimation.model import edit_model, networks
-from tf_ganimation.runs import run_folder
+from tf_ganimation.model import edit_model
 
 from conftest import ASTRONAUT_BOX, shared_photo
 from conftest import TINY_MODEL as TINY
@@ -20,18 +18,8 @@ HAPPY = action_units.preset("happy")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A training run's folder holding an untrained tiny generator and critic (32 px, 8 filters)."""
-    path = tmp_path_factory.mktemp("run")
-    run_folder.save_config(Config(model=TINY, data=DataConfig(image_size=SIZE)), path)
-    networks.build_generator(TINY).save_weights(path / run_folder.GENERATOR_WEIGHTS)
-    networks.build_critic(TINY).save_weights(path / run_folder.CRITIC_WEIGHTS)
-    return path
-
-
-@pytest.fixture(scope="module")
-def model(run_dir):
-    return backends.load_edit_model(run_dir)
+def model(tiny_run_dir):
+    return backends.load_edit_model(tiny_run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +73,11 @@ def test_whole_image_transform_fits_the_longer_side():
 # === Start AUs ===
 
 
-def test_critic_estimates_start_aus_and_its_absence_means_neutral(run_dir, editor, astronaut_crops):
+def test_critic_estimates_start_aus_and_its_absence_means_neutral(tiny_run_dir, editor, astronaut_crops):
     start, source = editor.start_aus(astronaut_crops)
     assert start.shape == (1, 17) and start.dtype == np.float32 and source == "estimated by the critic"
     assert start.min() >= 0.0 and start.max() <= 1.0
-    without = Editor(backends.load_edit_model(run_dir, with_critic=False), detector=editor.detector)
+    without = Editor(backends.load_edit_model(tiny_run_dir, with_critic=False), detector=editor.detector)
     start, source = without.start_aus(astronaut_crops)
     np.testing.assert_array_equal(start, np.zeros([1, 17]))
     assert source.startswith("neutral")

@@ -26,12 +26,10 @@ import pytest
 from PIL import Image
 
 from tf_ganimation.core import action_units, image_files
-from tf_ganimation.core.config import Config, DataConfig
 from tf_ganimation.editing import web_demo
 from tf_ganimation.export import backends
 from tf_ganimation.faces import blending, detection
-from tf_ganimation.model import edit_model, networks
-from tf_ganimation.runs import run_folder
+from tf_ganimation.model import edit_model
 
 from conftest import PHOTOS_DIR, PROJECT_ROOT, TINY_MODEL, tiny_generator
 
@@ -59,16 +57,6 @@ def _bomb_png(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A training run's folder with an untrained tiny generator and critic: the critic estimates start AUs."""
-    path = tmp_path_factory.mktemp("run")
-    run_folder.save_config(Config(model=TINY_MODEL, data=DataConfig(image_size=SIZE)), path)
-    networks.build_generator(TINY_MODEL).save_weights(path / run_folder.GENERATOR_WEIGHTS)
-    networks.build_critic(TINY_MODEL).save_weights(path / run_folder.CRITIC_WEIGHTS)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -209,8 +197,8 @@ class _EstimatingModel(edit_model.KerasEditModel):
         return np.tile(np.arange(17, dtype=np.float32) / 20, (len(images), 1))
 
 
-def test_a_run_folders_critic_estimates_start_aus(run_dir, model):
-    assert web_demo.DemoEditor(backends.load_edit_model(run_dir)).can_estimate
+def test_a_run_folders_critic_estimates_start_aus(tiny_run_dir, model):
+    assert web_demo.DemoEditor(backends.load_edit_model(tiny_run_dir)).can_estimate
     assert not web_demo.DemoEditor(model).can_estimate
 
 
@@ -562,9 +550,9 @@ def test_demo_script_wants_exactly_one_model():
 
 
 @pytest.mark.slow
-def test_demo_script_serves_a_run_folder_on_loopback(run_dir):
+def test_demo_script_serves_a_run_folder_on_loopback(tiny_run_dir):
     port = _free_port()
-    process, url = _serve_script([f"--workdir={run_dir}", f"--port={port}"], PROJECT_ROOT)
+    process, url = _serve_script([f"--workdir={tiny_run_dir}", f"--port={port}"], PROJECT_ROOT)
     try:
         assert url == f"http://127.0.0.1:{port}/"
         with urllib.request.urlopen(url, timeout=30) as response:
@@ -574,9 +562,9 @@ def test_demo_script_serves_a_run_folder_on_loopback(run_dir):
 
 
 @pytest.mark.slow
-def test_quickstart_serves_a_trained_quickstart_run_with_synthetic_faces(tmp_path, run_dir):
+def test_quickstart_serves_a_trained_quickstart_run_with_synthetic_faces(tmp_path, tiny_run_dir):
     shutil.copytree(PROJECT_ROOT / "configs", tmp_path / "configs")
-    shutil.copytree(run_dir, tmp_path / "runs" / "quickstart")  # trained already: no training
+    shutil.copytree(tiny_run_dir, tmp_path / "runs" / "quickstart")  # trained already: no training
     process, url = _serve_script(["--quickstart", f"--port={_free_port()}"], tmp_path)
     try:
         faces = sorted((tmp_path / "runs" / "quickstart" / "demo_examples").glob("face_*.png"))

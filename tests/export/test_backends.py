@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tf_ganimation.core.config import Config, DataConfig
 from tf_ganimation.export import backends, litert, saved_model, tflite
-from tf_ganimation.model import edit_model, networks
+from tf_ganimation.model import edit_model
 from tf_ganimation.runs import run_folder
 
 from conftest import TINY_MODEL, tiny_generator
@@ -17,18 +17,8 @@ SIZE = 32
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A training run's folder holding an untrained tiny generator and critic (32 px, 8 filters)."""
-    path = tmp_path_factory.mktemp("run")
-    run_folder.save_config(Config(model=TINY_MODEL, data=DataConfig(image_size=SIZE)), path)
-    networks.build_generator(TINY_MODEL).save_weights(path / run_folder.GENERATOR_WEIGHTS)
-    networks.build_critic(TINY_MODEL).save_weights(path / run_folder.CRITIC_WEIGHTS)
-    return path
-
-
-@pytest.fixture(scope="module")
-def model(run_dir):
-    return backends.load_edit_model(run_dir)
+def model(tiny_run_dir):
+    return backends.load_edit_model(tiny_run_dir)
 
 
 def random_inputs(rng, count):
@@ -52,15 +42,15 @@ def test_load_model_from_a_run_folder(model):
     np.testing.assert_allclose(outputs["images"], composed, atol=1e-5)
 
 
-def test_a_run_folder_loads_its_critic_unless_asked_not_to(run_dir, model, tmp_path, caplog):
+def test_a_run_folder_loads_its_critic_unless_asked_not_to(tiny_run_dir, model, tmp_path, caplog):
     images, _ = random_inputs(np.random.default_rng(4), 2)
     assert model.critic is not None and model.estimate_aus(images).shape == (2, 17)
-    assert model.source == str(run_dir)
-    without = backends.load_edit_model(run_dir, with_critic=False)
+    assert model.source == str(tiny_run_dir)
+    without = backends.load_edit_model(tiny_run_dir, with_critic=False)
     assert without.critic is None and without.estimate_aus(images) is None
     # A run without critic weights loads, with a warning: its animations start from neutral AUs.
     run_folder.save_config(Config(model=TINY_MODEL, data=DataConfig(image_size=SIZE)), tmp_path)
-    (tmp_path / run_folder.GENERATOR_WEIGHTS).write_bytes((run_dir / run_folder.GENERATOR_WEIGHTS).read_bytes())
+    (tmp_path / run_folder.GENERATOR_WEIGHTS).write_bytes((tiny_run_dir / run_folder.GENERATOR_WEIGHTS).read_bytes())
     with caplog.at_level(logging.WARNING):
         no_critic = backends.load_edit_model(tmp_path)
     assert no_critic.critic is None and "animations start from neutral AUs" in caplog.text
