@@ -53,7 +53,17 @@ _HELP = {
     "strategy": "auto (all GPUs when several, else one device), one_device, mirrored or multi_worker (one "
                 "process per host, the cluster in TF_CONFIG; see README).",
     "mixed_precision": "none, mixed_bfloat16 or mixed_float16 (GPUs); losses stay float32.",
-    "jit_compile": "Compile train_step with XLA (helps on GPUs; 3-8x slower on CPU here).",
+    "jit_compile": "auto, true or false: compile each replica's train_steps with XLA. auto: on where TensorFlow sees "
+                   "a GPU (where XLA is fastest), off on CPU (where XLA is several times slower). --jit_compile "
+                   "alone means true, --nojit_compile false.",
+    "steps_per_execution": "train_steps per compiled call (0: auto, 8 on a GPU, 1 on CPU). Logs, the progress bar, "
+                           "the NaN guard and the stop flag are read once per call; a checkpoint, sample, summary "
+                           "or evaluation due inside a call happens at the call's last step, and the run ends "
+                           "exactly at its final step.",
+    "per_replica_batch_size": "When > 0, the global --batch_size becomes this times the number of replicas "
+                              "(GPUs over all workers); see README: Batch size on several GPUs.",
+    "cache_images": "Keep the decoded uint8 training images in host memory after the first epoch (image "
+                    "folders: size x size x 3 bytes per image; needs that much free RAM).",
     "max_steps": "Stop after this many steps (0: train for --epochs).",
     "checkpoint_every": "Save a checkpoint every N steps (and at every epoch end).",
     "keep_checkpoints": "Checkpoints kept.",
@@ -72,11 +82,39 @@ flags.DEFINE_string("workdir", None, "Run folder: checkpoints, logs, samples, co
 flags.DEFINE_bool("dry_run", False, "Print the resolved configuration and exit.")
 
 
+class _AutoBoolParser(flags.ArgumentParser):
+    """auto, true or false; also the spellings absl accepts for a boolean (1/0, yes/no, on/off)."""
+
+    syntactic_help = "auto, true or false"
+
+    def parse(self, argument):
+        value = str(argument).strip().lower()
+        value = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}.get(value, value)
+        if value not in ("auto", "true", "false"):
+            raise ValueError(f"{argument!r} is not one of auto, true, false")
+        return value
+
+    def flag_type(self):
+        return "auto|bool"
+
+
+class _AutoBoolFlag(flags.Flag):
+    """A string flag that also parses like a boolean one; serialised as --name=value."""
+
+    def __init__(self, name: str, default: str, help_text: str):
+        super().__init__(_AutoBoolParser(), flags.ArgumentSerializer(), name, default, help_text, boolean=True)
+
+    def _serialize(self, value):
+        return f"--{self.name}={value}"
+
+
 def _define(field: dataclasses.Field) -> None:
     name, default, help_text = field.name, field.default, _HELP.get(field.name, field.name)
     if name in FLAGS:  # image_size and seed are shared by two sections
         return
-    if isinstance(default, bool):
+    if name == "jit_compile":  # boolean=True: a bare --jit_compile / --nojit_compile still parses
+        flags.DEFINE_flag(_AutoBoolFlag(name, default, help_text))
+    elif isinstance(default, bool):
         flags.DEFINE_bool(name, default, help_text)
     elif isinstance(default, int):
         flags.DEFINE_integer(name, default, help_text)

@@ -19,8 +19,7 @@ def test_mixed_float16_wraps_the_optimizer_in_loss_scaling():
     assert not isinstance(optimizers.make_optimizer(1e-4, 0.5, 0.999), keras.optimizers.LossScaleOptimizer)
 
 
-# Runs in a subprocess: logical devices must be configured before TensorFlow starts.
-def test_guarded_adam_matches_keras_adam_bit_for_bit_and_skips_non_finite_gradients():
+def test_guarded_adam_matches_keras_adam_to_float32_rounding_and_skips_non_finite_gradients():
     rng = np.random.default_rng(0)
     start = rng.normal(size=(3, 4)).astype(np.float32)
     guarded_variable, plain_variable = keras.Variable(start), keras.Variable(start)
@@ -30,7 +29,9 @@ def test_guarded_adam_matches_keras_adam_bit_for_bit_and_skips_non_finite_gradie
         gradient = rng.normal(size=(3, 4)).astype(np.float32)
         guarded.apply_gradients([(gradient, guarded_variable)])
         plain.apply_gradients([(gradient, plain_variable)])
-    np.testing.assert_array_equal(guarded_variable.numpy(), plain_variable.numpy())
+    # The same update as Keras' Adam, fused into one kernel: equal up to float32 rounding (1e-4 of the learning rate), not bit for bit.
+    np.testing.assert_allclose(guarded_variable.numpy(), plain_variable.numpy(), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(guarded_variable.numpy(), start, atol=1e-3)  # it did move
     before = [np.array(v.numpy()) for v in (guarded_variable, *guarded.variables[1:])]
     bad = rng.normal(size=(3, 4)).astype(np.float32)
     bad[1, 2] = np.nan

@@ -155,14 +155,14 @@ step = trainer.make_step_function(gan, strategy)
 variables = gan.generator.weights + gan.critic.weights
 copies = lambda: [[np.array(c.numpy()) for c in strategy.experimental_local_results(v.value)] for v in variables]
 before = copies()
-logs, skipped, stop = step(iterator, tf.constant(False))
+logs, skipped, stop = step(iterator, tf.constant(False), tf.constant(1))
 after_bad = copies()
-logs_good, skipped_good, _ = step(iterator, tf.constant(False))
+logs_good, skipped_good, _ = step(iterator, tf.constant(False), tf.constant(1))
 after_good = copies()
 print(json.dumps({
-    "bad_critic_loss": float(logs["critic_loss"]), "skipped": {k: float(v) for k, v in skipped.items()},
+    "bad_critic_loss": float(logs["critic_loss"][0]), "skipped": {k: float(v[0]) for k, v in skipped.items()},
     "unchanged": all(np.array_equal(a, b) for va, vb in zip(before, after_bad) for a, b in zip(va, vb)),
-    "good_skipped": {k: float(v) for k, v in skipped_good.items()},
+    "good_skipped": {k: float(v[0]) for k, v in skipped_good.items()},
     "changed": any(not np.array_equal(a[0], b[0]) for a, b in zip(before, after_good)),
     "replicas_equal": all(np.array_equal(v[0], v[1]) for v in after_good),
     "finite": all(np.isfinite(c).all() for v in after_good for c in v),

@@ -108,6 +108,8 @@ class DataConfig:
     shuffle_buffer: int = 2048
     seed: int = 0
     synthetic_images: int = 0  # > 0: render this many synthetic faces into data_dir first when it is missing
+    per_replica_batch_size: int = 0  # > 0: batch_size becomes this times the replicas (training.strategy)
+    cache_images: bool = False  # keep the decoded uint8 training images in host memory after the first epoch
 
     FORMATS = ("auto", "ganimation", "openface", "tfrecord")
 
@@ -120,6 +122,8 @@ class DataConfig:
         _positive("shuffle_buffer", self.shuffle_buffer)
         _check("synthetic_images", self.synthetic_images,
                isinstance(self.synthetic_images, int) and self.synthetic_images >= 0, "an integer >= 0")
+        _check("per_replica_batch_size", self.per_replica_batch_size,
+               isinstance(self.per_replica_batch_size, int) and self.per_replica_batch_size >= 0, "an integer >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +132,8 @@ class RunConfig:
 
     strategy: str = "auto"  # auto | one_device | mirrored | multi_worker
     mixed_precision: str = "none"  # none | mixed_bfloat16 | mixed_float16
-    jit_compile: bool = False
+    jit_compile: str = "auto"  # auto (XLA where a GPU is present) | true | false
+    steps_per_execution: int = 0  # train_steps per tf.function call; 0: auto (training.trainer)
     max_steps: int = 0  # 0: train for OptimizerConfig.epochs
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
@@ -142,8 +147,14 @@ class RunConfig:
 
     STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
     PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
+    JIT_COMPILE = ("auto", "true", "false")
 
     def __post_init__(self):
+        if isinstance(self.jit_compile, bool):  # config.json files written before "auto" hold a bool
+            object.__setattr__(self, "jit_compile", str(self.jit_compile).lower())
+        _check("jit_compile", self.jit_compile, self.jit_compile in self.JIT_COMPILE, f"one of {self.JIT_COMPILE}")
+        _check("steps_per_execution", self.steps_per_execution,
+               isinstance(self.steps_per_execution, int) and self.steps_per_execution >= 0, "an integer >= 0")
         _check("strategy", self.strategy, self.strategy in self.STRATEGIES, f"one of {self.STRATEGIES}")
         _check("mixed_precision", self.mixed_precision, self.mixed_precision in self.PRECISIONS,
                f"one of {self.PRECISIONS}")

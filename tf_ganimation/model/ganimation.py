@@ -13,8 +13,14 @@ Design facts measured on TF 2.21 / Keras 3.15 (BUILD_NOTES.md has the details):
 5. Non-finite guard, without `tf.cond` (see 1): an update whose loss or gradients hold a NaN or Inf on
    any replica is skipped whole. `_guarded` turns all of that replica's gradients into NaN; the
    all-reduce inside `apply_gradients` spreads the NaN to every replica; `optimizers.GuardedAdam` then leaves
-   each variable and its moments as they were (a `tf.where` on the update). Skips are counted in
-   `skipped_updates` (per replica), which is not part of train_step's logs.
+   each variable and its moments as they were. `update` returns which updates were skipped; `train_step`
+   (for `fit`) also counts them in `skipped_updates`, which is not part of its logs.
+6. Steps are counted by `train_steps`, a variable of the algorithm's own (not an optimizer's iteration
+   count, which float16 loss scaling holds back on the updates it skips); the gradient penalty's random
+   draws and the training loop's step numbers come from it.
+7. XLA (training.trainer): one device compiles a whole step. Under MirroredStrategy the gradient
+   computations are compiled per replica (`update(..., compile_gradients=)`) and the all-reduce and the
+   optimizer updates run outside XLA, where TensorFlow's cross-device code runs.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tf_ganimation.core import pixels
 from tf_ganimation.core.config import Config, LossConfig
 from tf_ganimation.model import losses, optimizers
 from tf_ganimation.model.networks import Critic, Generator, build_critic, build_generator, compose
@@ -102,6 +109,9 @@ class GANimation(keras.Model):
         self.critic_optimizer = critic_optimizer
         generator_optimizer.build(self.generator.trainable_variables)
         critic_optimizer.build(self.critic.trainable_variables)
+        # The train_steps made (note 6); the first replica's increment counts under MirroredStrategy.
+        self.train_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_steps",
+                                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
     @property
     def metrics(self):
@@ -117,6 +127,31 @@ class GANimation(keras.Model):
         return {"fake_image": fake_image, **outputs}
 
     def train_step(self, data):
+        """`update`, with its loss terms and skips counted in the Keras metrics (for `fit`): the logs."""
+        values, skipped = self.update(data)
+        self._track(**values)
+        for network, count in skipped.items():
+            self.skipped_updates[network].update_state(count)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def update(self, data, compile_gradients=None) -> tuple[dict, dict]:
+        """One train_step: n_critic critic updates, then one generator update; increments train_steps.
+
+        Args:
+            data: see the class docstring; "real_image" uint8 [0, 255] or float [-1, 1] (uint8 batches
+                are normalised here, on the device).
+            compile_gradients: None, or a function turning a Python function into its compiled form
+                (e.g. `functools.partial(tf.function, jit_compile=True)`); it is applied to the loss and
+                gradient computations, not to the optimizer updates (note 7).
+
+        Returns:
+            (loss terms: name -> float32 [], this step's values; skipped: network -> float32 [], the
+            number of its updates the non-finite guard skipped on this replica).
+
+        Notes: with compile_gradients the last critic update makes its own generator pass instead of
+        sharing the generator update's (a gradient tape cannot span compiled functions): one more
+        generator forward pass per step, the same numbers.
+        """
         # Plan (paper Sec. 4.2 and 5, WGAN-GP with n_critic = 5):
         # 1. For each sub-batch k < n_critic: fake = compose(G(real_k, target_k)), with no gradient
         #    through G; update the critic on -D(real) + D(fake) + lambda_gp * GP
@@ -125,49 +160,76 @@ class GANimation(keras.Model):
         #    + lambda_cyc * |G(fake, real_aus) - real| + attention mean and total variation terms, for the
         #    attention masks of both the edit and the reconstruction.
         # 3. Report every term.
-        real_image, real_aus, target_aus = (data[key] for key in ("real_image", "real_aus", "target_aus"))
+        real_image = data["real_image"]
+        if real_image.dtype == tf.uint8:
+            real_image = pixels.uint8_to_model(tf.cast(real_image, tf.float32))
+        real_aus, target_aus = data["real_aus"], data["target_aus"]
         n_critic = real_image.shape[1]
-        # The critic updates leave G unchanged, so the last sub-batch's edit serves the last critic update
-        # and, recorded, the generator update: one generator pass fewer per step.
-        generator_tape, edited = self._recorded_edit(real_image[:, -1], target_aus[:, -1])
+        first_update = tf.convert_to_tensor(self.train_steps) * n_critic
+        values, skipped = {}, {"critic": tf.constant(0.0), "generator": tf.constant(0.0)}
+        if compile_gradients is None:
+            # The critic updates leave G unchanged, so the last sub-batch's edit serves the last critic
+            # update and, recorded, the generator update: one generator pass fewer per step.
+            generator_tape, edited = self._recorded_edit(real_image[:, -1], target_aus[:, -1])
+            critic_gradients, generator_gradients = self._critic_gradients, self._generator_gradients
+        else:
+            critic_gradients = compile_gradients(self._critic_gradients)
+            generator_gradients = compile_gradients(self._generator_gradients)
         for k in range(n_critic):
-            fake_image = (edited if k == n_critic - 1 else self.edit(real_image[:, k], target_aus[:, k]))["fake_image"]
-            self._critic_update(real_image[:, k], real_aus[:, k], fake_image)
-        self._generator_update(generator_tape, edited, real_image[:, -1], real_aus[:, -1], target_aus[:, -1])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+            fake_image = None
+            if compile_gradients is None:
+                fake_image = (edited if k == n_critic - 1 else self.edit(real_image[:, k], target_aus[:, k]))["fake_image"]
+            loss, gradients, terms, overflow = critic_gradients(
+                real_image[:, k], real_aus[:, k], target_aus[:, k], fake_image, first_update + k)
+            skipped["critic"] += self._apply(self.critic, self.critic_optimizer, loss, gradients, overflow)
+            values.update(terms)
+        if compile_gradients is None:
+            loss, gradients, terms = self._generator_gradients(
+                real_image[:, -1], real_aus[:, -1], target_aus[:, -1], (generator_tape, edited))
+        else:
+            loss, gradients, terms = generator_gradients(real_image[:, -1], real_aus[:, -1], target_aus[:, -1])
+        skipped["generator"] += self._apply(self.generator, self.generator_optimizer, loss, gradients)
+        values.update(terms)
+        self.train_steps.assign_add(1)
+        return values, skipped
 
-    def _critic_update(self, real_image, real_aus, fake_image):
-        """One critic update on a sub-batch; `fake_image` [batch, H, W, 3] from the current generator."""
+    def _critic_gradients(self, real_image, real_aus, target_aus, fake_image, update_index):
+        """A critic update's loss and gradients on a sub-batch, made by the current generator.
+
+        Args:
+            real_image: float32 [batch, H, W, 3] in [-1, 1]; real_aus, target_aus: float32 [batch, 17].
+            fake_image: the generator's edit of real_image to target_aus, or None to make it here.
+            update_index: int64 [], the critic update's number in the run (the penalty's random seed).
+
+        Returns:
+            (loss float32 [], gradients of the loss-scaled replica loss, loss terms, overflow: bool [],
+            True when float16 loss scaling overflowed inside the gradient penalty).
+        """
         config = self.loss_config
+        if fake_image is None:
+            fake_image = self.edit(real_image, target_aus)["fake_image"]
         fake_image = tf.stop_gradient(fake_image)
+        loss_scale = getattr(self.critic_optimizer, "dynamic_scale", None)
         with tf.GradientTape() as tape:
             scores = self.critic(tf.concat([real_image, fake_image], axis=0))
             real_realism, fake_realism = tf.split(scores["realism"], 2, axis=0)
             real_predicted_aus, _ = tf.split(scores["aus"], 2, axis=0)
             adversarial = losses.wasserstein_critic_loss(real_realism, fake_realism)
             alpha = _interpolation_weights(tf.shape(real_image)[0],
-                                           tf.stack([tf.cast(self.seed, tf.int64), tf.convert_to_tensor(self.critic_optimizer.iterations)]))
-            penalty = losses.gradient_penalty(lambda x: self.critic(x)["realism"], real_image, fake_image, alpha)
+                                           tf.stack([tf.cast(self.seed, tf.int64), tf.cast(update_index, tf.int64)]))
+            penalty, overflow = losses.gradient_penalty(lambda x: self.critic(x)["realism"], real_image, fake_image,
+                                                        alpha, loss_scale=loss_scale, with_overflow=True)
             aus_loss = losses.au_regression_loss(real_predicted_aus, real_aus)
             loss = adversarial + config.lambda_gp * penalty + config.lambda_aus * aus_loss
             scaled = self.critic_optimizer.scale_loss(_replica_scaled(loss))
-        variables = self.critic.trainable_variables
-        gradients, finite = _guarded(loss, tape.gradient(scaled, variables), self.critic_optimizer)
-        self.critic_optimizer.apply_gradients(zip(gradients, variables))
-        self.skipped_updates["critic"].update_state(1.0 - tf.cast(finite, tf.float32))
-        self._track(critic_loss=loss, wasserstein_distance=-adversarial, gradient_penalty=penalty,
-                    critic_aus_loss=aus_loss)
+        gradients = tape.gradient(scaled, self.critic.trainable_variables)
+        return loss, gradients, dict(critic_loss=loss, wasserstein_distance=-adversarial, gradient_penalty=penalty,
+                                     critic_aus_loss=aus_loss), overflow
 
-    def _recorded_edit(self, real_image, target_aus):
-        """`edit` under a new gradient tape that `_generator_update` resumes: (tape, edited)."""
-        tape = tf.GradientTape()
-        with tape:
-            edited = self.edit(real_image, target_aus)
-        return tape, edited
-
-    def _generator_update(self, tape, edited, real_image, real_aus, target_aus):
-        """One generator update; `tape` and `edited` from `_recorded_edit(real_image, target_aus)`."""
+    def _generator_gradients(self, real_image, real_aus, target_aus, recorded=None):
+        """The generator update's loss, gradients and loss terms; `recorded`: `_recorded_edit`'s (tape, edited)."""
         config = self.loss_config
+        tape, edited = recorded or self._recorded_edit(real_image, target_aus)
         with tape:  # resumes recording
             reconstructed = self.edit(edited["fake_image"], real_aus)
             scores = self.critic(edited["fake_image"])
@@ -181,13 +243,46 @@ class GANimation(keras.Model):
             loss = (adversarial + config.lambda_aus * aus_loss + config.lambda_cyc * cycle
                     + config.lambda_attention * attention_mean + config.lambda_tv * attention_tv)
             scaled = self.generator_optimizer.scale_loss(_replica_scaled(loss))
-        variables = self.generator.trainable_variables
-        gradients, finite = _guarded(loss, tape.gradient(scaled, variables), self.generator_optimizer)
-        self.generator_optimizer.apply_gradients(zip(gradients, variables))
-        self.skipped_updates["generator"].update_state(1.0 - tf.cast(finite, tf.float32))
-        self._track(generator_loss=loss, generator_adversarial_loss=adversarial, generator_aus_loss=aus_loss,
-                    cycle_loss=cycle, attention_mean_loss=attention_mean, attention_tv_loss=attention_tv,
-                    attention_mean=tf.reduce_mean(edited["attention"]))
+        gradients = tape.gradient(scaled, self.generator.trainable_variables)
+        return loss, gradients, dict(generator_loss=loss, generator_adversarial_loss=adversarial,
+                                     generator_aus_loss=aus_loss, cycle_loss=cycle, attention_mean_loss=attention_mean,
+                                     attention_tv_loss=attention_tv, attention_mean=tf.reduce_mean(edited["attention"]))
+
+    def _apply(self, network, optimizer, loss, gradients, overflow=None) -> tf.Tensor:
+        """Applies guarded gradients to `network`: float32 [], 1.0 when the non-finite guard skipped the update.
+
+        `overflow` (float16 loss scaling inside the gradient penalty) makes every gradient non-finite so
+        that the LossScaleOptimizer skips the update and lowers its scale, as for any overflow; it is
+        not a fault, so it is not counted as skipped.
+        """
+        gradients, finite = _guarded(loss, gradients, optimizer)
+        if overflow is not None:
+            gradients = [None if g is None else tf.where(overflow, tf.constant(float("inf"), g.dtype), g)
+                         for g in gradients]
+        optimizer.apply_gradients(zip(gradients, network.trainable_variables))
+        return 1.0 - tf.cast(finite, tf.float32)
+
+    def _critic_update(self, real_image, real_aus, fake_image):
+        """One critic update on a sub-batch; `fake_image` [batch, H, W, 3] from the current generator."""
+        loss, gradients, terms, overflow = self._critic_gradients(
+            real_image, real_aus, None, fake_image, tf.convert_to_tensor(self.critic_optimizer.iterations))
+        self.skipped_updates["critic"].update_state(self._apply(self.critic, self.critic_optimizer, loss, gradients,
+                                                                overflow))
+        self._track(**terms)
+
+    def _recorded_edit(self, real_image, target_aus):
+        """`edit` under a new gradient tape that `_generator_gradients` resumes: (tape, edited)."""
+        tape = tf.GradientTape()
+        with tape:
+            edited = self.edit(real_image, target_aus)
+        return tape, edited
+
+    def _generator_update(self, tape, edited, real_image, real_aus, target_aus):
+        """One generator update; `tape` and `edited` from `_recorded_edit(real_image, target_aus)`."""
+        loss, gradients, terms = self._generator_gradients(real_image, real_aus, target_aus, (tape, edited))
+        self.skipped_updates["generator"].update_state(self._apply(self.generator, self.generator_optimizer, loss,
+                                                                   gradients))
+        self._track(**terms)
 
     def _track(self, **values):
         for name, value in values.items():
@@ -217,13 +312,13 @@ def make_gan(config: Config, total_steps: int, decay_steps: int) -> GANimation:
 
     gan.compile(generator_optimizer=adam(settings.generator_learning_rate, 1),
                 critic_optimizer=adam(settings.critic_learning_rate, config.data.n_critic),
-                jit_compile=config.run.jit_compile)
+                jit_compile=False)  # the training loop compiles its steps itself (training.trainer)
     return gan
 
 
 def current_step(gan: GANimation) -> int:
-    """The train_steps `gan` has made: its generator optimizer's iteration count (one update per step)."""
-    return int(gan.generator_optimizer.iterations.numpy())
+    """The train_steps `gan` has made (`GANimation.train_steps`)."""
+    return int(gan.train_steps.numpy())
 
 
 def make_checkpoint(gan: GANimation) -> tf.train.Checkpoint:
@@ -234,5 +329,5 @@ def make_checkpoint(gan: GANimation) -> tf.train.Checkpoint:
     restored through the optimizers' variable lists. A checkpoint read without the optimizers leaves
     them at their initial values, so readers (runs.loading.load_checkpoint) build both optimizers too.
     """
-    return tf.train.Checkpoint(generator=gan.generator, critic=gan.critic,
+    return tf.train.Checkpoint(generator=gan.generator, critic=gan.critic, train_steps=gan.train_steps,
                                generator_optimizer=gan.generator_optimizer, critic_optimizer=gan.critic_optimizer)

@@ -31,7 +31,8 @@ def wasserstein_generator_loss(fake_realism: tf.Tensor) -> tf.Tensor:
 
 
 def gradient_penalty(critic_realism: Callable[[tf.Tensor], tf.Tensor], real_image: tf.Tensor,
-                     fake_image: tf.Tensor, alpha: tf.Tensor | None = None, epsilon: float = 1e-12) -> tf.Tensor:
+                     fake_image: tf.Tensor, alpha: tf.Tensor | None = None, epsilon: float = 1e-12,
+                     loss_scale: tf.Tensor | None = None, with_overflow: bool = False):
     """WGAN-GP penalty (Gulrajani et al. 2017): E[(||grad_x D(x)||_2 - 1)^2] on x between real and fake.
 
     Args:
@@ -39,10 +40,15 @@ def gradient_penalty(critic_realism: Callable[[tf.Tensor], tf.Tensor], real_imag
         real_image, fake_image: float32 [batch, H, W, C] in [-1, 1].
         alpha: float32 [batch] interpolation weights; drawn from U[0, 1) per example when None.
         epsilon: added inside the square root, so the norm has a finite gradient at 0.
+        loss_scale: float32 [] or None. Under float16 the inner derivative is taken of realism * S and
+            divided by S afterwards, so that per-pixel gradients stay out of float16's subnormal range
+            (the LossScaleOptimizer's dynamic scale S).
+        with_overflow: also return whether the scaled inner derivative overflowed (held an Inf or NaN).
 
     Returns:
-        float32 scalar >= 0. The gradient is of the sum of the realism map over its patches, and its
-        norm is taken per example over all pixels and channels.
+        float32 scalar >= 0 (and with_overflow: bool [], where the penalty is computed as if the
+        derivative were 0 and the update must be skipped). The gradient is of the sum of the realism
+        map over its patches, and its norm is taken per example over all pixels and channels.
     """
     if alpha is None:
         alpha = tf.random.uniform([tf.shape(real_image)[0]], 0.0, 1.0)
@@ -51,9 +57,16 @@ def gradient_penalty(critic_realism: Callable[[tf.Tensor], tf.Tensor], real_imag
     with tf.GradientTape() as tape:
         tape.watch(interpolated)
         realism = tf.reduce_sum(tf.cast(critic_realism(interpolated), tf.float32))
+        if loss_scale is not None:
+            realism = realism * tf.cast(loss_scale, tf.float32)
     gradients = tf.cast(tape.gradient(realism, interpolated), tf.float32)
+    overflow = tf.constant(False)
+    if loss_scale is not None:
+        overflow = tf.logical_not(tf.reduce_all(tf.math.is_finite(gradients)))
+        gradients = tf.where(overflow, tf.zeros_like(gradients), gradients) / tf.cast(loss_scale, tf.float32)
     norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]) + epsilon)
-    return tf.reduce_mean(tf.square(norms - 1.0))
+    penalty = tf.reduce_mean(tf.square(norms - 1.0))
+    return (penalty, overflow) if with_overflow else penalty
 
 
 def au_regression_loss(predicted_aus: tf.Tensor, target_aus: tf.Tensor) -> tf.Tensor:

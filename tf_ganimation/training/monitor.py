@@ -66,11 +66,19 @@ class TrainingMonitor:
         self.images_per_second = 0.0
 
     def after_step(self, step: int, logs: dict, skipped: bool, stopping: bool) -> None:
-        """Everything due after `step`: logs are its loss terms; skipped: NonFiniteGuard skipped it;
-        stopping: the run stops after it (a signal), so a checkpoint is due."""
+        """`record` then `after_call` for a call of one step."""
+        self.record(logs, skipped)
+        self.after_call(step, stopping)
+
+    def record(self, logs: dict, skipped: bool) -> None:
+        """Adds one step's loss terms to the next scalars' means; skipped: NonFiniteGuard skipped it."""
         if not skipped:
             self._sums = {name: self._sums.get(name, 0.0) + value for name, value in logs.items()}
             self._count += 1
+
+    def after_call(self, step: int, stopping: bool) -> None:
+        """Everything due at `step`, the last step of a call (trainer.call_length ends calls at every step
+        where something is due); stopping: the run stops after it (a signal), so a checkpoint is due."""
         run = self.config.run
         last = step >= self.schedule.final_step
         if self.is_chief and (step % run.summary_every == 0 or last):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_ganimation.core.config import RunConfig
+from tf_ganimation.core.config import DataConfig, RunConfig
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -26,6 +26,50 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     raise ValueError(f"strategy={name!r} is invalid: expected one of auto, one_device, mirrored, multi_worker")
+
+
+def has_accelerator() -> bool:
+    """Whether TensorFlow sees a GPU or a TPU."""
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+def uses_xla(run: RunConfig) -> bool:
+    """RunConfig.jit_compile resolved: "auto" is XLA where a GPU or TPU is present (BENCHMARKS.md: it is several
+    times slower on CPU)."""
+    return run.jit_compile == "true" or (run.jit_compile == "auto" and has_accelerator())
+
+
+# train_steps per tf.function call under RunConfig.steps_per_execution=0: on a GPU the host's per-call
+# work (reading the logs, the NaN guard, the progress bar) is then paid once per 8 steps; on CPU a
+# step takes far longer than that work.
+AUTO_STEPS_PER_EXECUTION = {"accelerator": 8, "cpu": 1}
+
+
+def steps_per_execution(run: RunConfig) -> int:
+    """RunConfig.steps_per_execution resolved: 0 is AUTO_STEPS_PER_EXECUTION for this machine."""
+    if run.steps_per_execution:
+        return run.steps_per_execution
+    return AUTO_STEPS_PER_EXECUTION["accelerator" if has_accelerator() else "cpu"]
+
+
+def global_batch_size(data: DataConfig, num_replicas: int) -> int:
+    """The global batch of one critic update: per_replica_batch_size x replicas when set, else batch_size.
+
+    Raises:
+        ValueError: batch_size does not divide over the replicas; the message names the nearest global
+            batches that do, and the per-replica batches that give them.
+    """
+    if data.per_replica_batch_size:
+        return data.per_replica_batch_size * num_replicas
+    if data.batch_size % num_replicas == 0:
+        return data.batch_size
+    lower = max(num_replicas, data.batch_size // num_replicas * num_replicas)
+    upper = (data.batch_size // num_replicas + 1) * num_replicas
+    raise ValueError(
+        f"batch_size={data.batch_size} is invalid on {num_replicas} replicas: the global batch is split evenly "
+        f"over the replicas, so it must be a multiple of {num_replicas}. The nearest that work are "
+        f"--batch_size={lower} or --batch_size={upper} (--per_replica_batch_size={lower // num_replicas} or "
+        f"{upper // num_replicas}); README: Batch size on several GPUs says what each does to the recipe")
 
 
 def task_of(run: RunConfig) -> tuple[str | None, int, bool]:

@@ -24,6 +24,7 @@ the final weights, and every worker saves and restores checkpoints (checkpoints.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pathlib
 import signal
@@ -43,36 +44,62 @@ from tf_ganimation.training import checkpoints
 from tf_ganimation.training.faults import InterruptFlag, NonFiniteGuard
 from tf_ganimation.training.monitor import Probe, TrainingMonitor
 from tf_ganimation.training.schedule import make_schedule
-from tf_ganimation.training.strategy import make_strategy, task_of
+from tf_ganimation.training.strategy import global_batch_size, make_strategy, steps_per_execution, task_of, uses_xla
 
 
-def make_step_function(gan: ganimation.GANimation, strategy: tf.distribute.Strategy, jit_compile: bool = False):
-    """A tf.function(iterator, stop) running one train_step on every replica.
+def make_step_function(gan: ganimation.GANimation, strategy: tf.distribute.Strategy, jit_compile: bool = False,
+                       steps_per_execution: int = 1):
+    """A tf.function step(iterator, stop, steps) running `steps` <= steps_per_execution train_steps on
+    every replica, in a loop inside the function (one host round trip per call).
 
-    Returns (logs: name -> loss term of this step, averaged over replicas; skipped: network -> number
-    of its updates the non-finite guard skipped, summed over replicas; stop: the number of replicas
-    whose process asked to stop, so that every worker stops after the same step).
+    Args:
+        jit_compile: compile with XLA. On one device the whole train_step is compiled; over several
+            replicas each replica's loss and gradient computations are (ganimation.py, note 7).
+        steps_per_execution: the most train_steps one call makes.
+
+    Returns step(iterator, stop: bool [], steps: int32 [] = steps_per_execution) -> (logs: name -> float32 [steps], each
+    step's loss terms averaged over replicas; skipped: network -> float32 [steps], its updates the
+    non-finite guard skipped, summed over replicas; stop: float32 [], the number of replicas whose
+    process asked to stop, so that every worker stops after the same call).
     """
-    trackers = [*gan.metrics, *gan.skipped_updates.values()]
+    whole_step = jit_compile and strategy.num_replicas_in_sync == 1
+    compile_gradients = functools.partial(tf.function, jit_compile=True) if jit_compile and not whole_step else None
 
-    def replica_step(element, stop):
-        for tracker in trackers:  # per-step values, not running means
-            tracker.reset_state()
-        logs = gan.train_step(element)
-        skipped = {name: tracker.result() for name, tracker in gan.skipped_updates.items()}
-        return logs, skipped, tf.cast(stop, tf.float32)
+    def replica_step(element):
+        return gan.update(element, compile_gradients=compile_gradients)
 
-    replica_step = tf.function(replica_step, jit_compile=jit_compile)
+    if whole_step:
+        replica_step = tf.function(replica_step, jit_compile=True)
+    mean = lambda value: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+    total = lambda value: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+    names = {"logs": list(gan.trackers), "skipped": list(gan.skipped_updates)}
 
     @tf.function
-    def step(iterator, stop):
-        logs, skipped, stop = strategy.run(replica_step, args=(next(iterator), stop))
-        mean = lambda value: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
-        total = lambda value: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-        return ({name: mean(value) for name, value in logs.items()},
-                {name: total(value) for name, value in skipped.items()}, total(stop))
+    def step(iterator, stop, steps=steps_per_execution):
+        arrays = {kind: {name: tf.TensorArray(tf.float32, size=steps) for name in keys} for kind, keys in names.items()}
+        for index in tf.range(steps):
+            logs, skipped = strategy.run(replica_step, args=(next(iterator),))
+            arrays["logs"] = {name: array.write(index, mean(logs[name])) for name, array in arrays["logs"].items()}
+            arrays["skipped"] = {name: array.write(index, total(skipped[name]))
+                                 for name, array in arrays["skipped"].items()}
+        stops = strategy.run(lambda flag: tf.cast(flag, tf.float32), args=(stop,))
+        stacked = {kind: {name: array.stack() for name, array in kind_arrays.items()}
+                   for kind, kind_arrays in arrays.items()}
+        return stacked["logs"], stacked["skipped"], total(stops)
 
     return step
+
+
+def call_length(step: int, steps_per_execution: int, config: Config, schedule) -> int:
+    """How many train_steps the call starting after `step` makes: up to the next multiple of
+    steps_per_execution, but never past the next step at which a checkpoint, summary, sample grid,
+    evaluation or epoch end is due, nor past the final step. Every run, resumed or not, thus makes
+    its calls end on the same steps, and everything due happens at its own step."""
+    run = config.run
+    periods = [steps_per_execution, run.checkpoint_every, run.summary_every, run.sample_every,
+               schedule.steps_per_epoch, *([run.eval_every] if run.eval_every else [])]
+    next_due = min(step + period - step % period for period in periods)
+    return min(next_due, schedule.final_step) - step
 
 
 def _check_resumable(config: Config, run_dir: pathlib.Path) -> None:
@@ -128,6 +155,8 @@ def train(config: Config, workdir: os.PathLike) -> dict:
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(config.run.strategy)  # first: MultiWorkerMirroredStrategy precedes every op
     _, task_id, chief = task_of(config.run)
+    batch_size = global_batch_size(config.data, strategy.num_replicas_in_sync)
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, batch_size=batch_size))
     _render_missing_synthetic_data(config)
     probe = _make_probe(config) if chief else None
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -148,6 +177,8 @@ def train(config: Config, workdir: os.PathLike) -> dict:
     if chief:
         checkpoints.remove_unfinished(checkpoint_dir)
     restored = checkpoints.restore_latest(checkpoint, checkpoint_dir)
+    if restored and ganimation.current_step(gan) == 0:  # written before GANimation.train_steps existed
+        gan.train_steps.assign(gan.generator_optimizer.iterations)
     step = ganimation.current_step(gan)
     if restored:
         print(f"Resuming from step {step} ({restored})", file=sys.stderr)
@@ -170,24 +201,33 @@ def train(config: Config, workdir: os.PathLike) -> dict:
                                    stateful_metrics=None, unit_name="step")
     if step >= schedule.final_step:
         logging.info("Nothing to do: the run in %s is at step %d of %d", run_dir, step, schedule.final_step)
+    jit_compile, steps_per_call = uses_xla(config.run), steps_per_execution(config.run)
+    logging.info("XLA %s, up to %d train_steps per call", "on" if jit_compile else "off", steps_per_call)
     with interrupted.installed():
-        step_function = make_step_function(gan, strategy, config.run.jit_compile)
+        step_function = make_step_function(gan, strategy, jit_compile, steps_per_call)
         iterator = iter(dataset)
         while step < schedule.final_step:
+            steps = call_length(step, steps_per_call, config, schedule)
             try:
-                step_logs, skipped_updates, stop = step_function(iterator, tf.constant(bool(interrupted.signal_number)))
+                call_logs, call_skipped, stop = step_function(
+                    iterator, tf.constant(bool(interrupted.signal_number)), tf.constant(steps, tf.int32))
             except tf.errors.OutOfRangeError as error:  # pipeline.make_training_dataset ends at an epoch of bad files
                 raise inventory.EmptyDatasetError(
                     f"the training data ran out after step {step}: no image of a whole epoch decoded, so the files "
                     f"in {config.data.data_dir} changed after the run checked them; run again to check them anew "
                     f"(the last checkpoint is kept)") from error
+            call_logs = {name: value.numpy() for name, value in call_logs.items()}  # one transfer per call
+            call_skipped = {name: value.numpy() for name, value in call_skipped.items()}
+            for index in range(steps):
+                step_logs = {name: float(values[index]) for name, values in call_logs.items()}
+                skipped = guard.check(step + index + 1, step_logs,
+                                      {name: float(values[index]) for name, values in call_skipped.items()},
+                                      lambda: (checkpoints.recorded(checkpoint_dir) or [None])[-1])
+                monitor.record(step_logs, skipped)
             step = ganimation.current_step(gan)
-            step_logs = {name: float(value) for name, value in step_logs.items()}
-            skipped = guard.check(step, step_logs, {name: float(value) for name, value in skipped_updates.items()},
-                                  lambda: (checkpoints.recorded(checkpoint_dir) or [None])[-1])
             logs = step_logs
             stopping = float(stop) > 0 and step < schedule.final_step
-            monitor.after_step(step, step_logs, skipped, stopping)
+            monitor.after_call(step, stopping)
             progress.update(step, values=[*step_logs.items(), ("images/s", monitor.images_per_second)])
             if stopping:
                 break
