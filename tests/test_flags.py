@@ -96,3 +96,16 @@ def test_synthetic_images_is_a_data_flag_like_every_other_field(parsed_flags):
 def test_every_config_field_has_its_help_text():
     names = {field.name for section in flags._SECTIONS.values() for field in dataclasses.fields(section)}
     assert names - set(flags._HELP) == set()
+
+
+def test_jit_compile_is_auto_by_default_and_still_parses_as_a_boolean(parsed_flags):
+    parsed_flags()
+    assert flags.build_config().run.jit_compile == "auto"
+    for args, expected in ((["--jit_compile"], "true"), (["--nojit_compile"], "false"),
+                           (["--jit_compile=auto"], "auto"), (["--jit_compile=false"], "false"),
+                           (["--jit_compile=1"], "true")):
+        parsed_flags(*args)
+        assert flags.build_config().run.jit_compile == expected, args
+        assert f"--jit_compile={expected}\n" in flags.resolved_flags()  # a flagfile that reproduces it
+    with pytest.raises(Exception, match="'maybe' is not one of auto, true, false"):
+        parsed_flags("--jit_compile=maybe")

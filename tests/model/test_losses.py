@@ -63,3 +63,28 @@ def test_losses_do_not_depend_on_the_batch_size():
     doubled = np.concatenate([attention, attention])
     for loss in (losses.attention_total_variation_loss, losses.attention_mean_loss):
         assert loss(tf.constant(doubled)).numpy() == pytest.approx(loss(tf.constant(attention)).numpy(), rel=1e-6)
+
+
+def test_gradient_penalty_loss_scaling_keeps_float16_gradients_out_of_the_subnormal_range():
+    # realism = 1e-7 * float16(1024 x): its float16 backward pass carries 1e-7, which float16 can only hold
+    # as a subnormal (steps of 6e-8: it becomes 1.19e-7). Taken of realism * 1024, the same pass carries
+    # 1.024e-4, a normal float16 number, and the pixel gradient 1.024e-4 comes out right.
+    real = tf.zeros([2, 4, 4, 1], tf.float32)
+    fake = tf.ones([2, 4, 4, 1], tf.float32)
+    critic = lambda x: 1e-7 * tf.cast(tf.cast(x, tf.float16) * tf.constant(1024.0, tf.float16), tf.float32)
+    alpha = tf.fill([2], 0.5)
+    exact = (1.0 - np.sqrt(16 * 1.024e-4 ** 2 + 1e-12)) ** 2  # 16 pixels of gradient 1.024e-4
+    unscaled = float(losses.gradient_penalty(critic, real, fake, alpha))
+    assert abs(unscaled - exact) > 1e-4  # the subnormal rounding, visible in the penalty
+    scaled, overflow = losses.gradient_penalty(critic, real, fake, alpha, loss_scale=tf.constant(1024.0),
+                                               with_overflow=True)
+    assert not bool(overflow)
+    assert float(scaled) == pytest.approx(exact, rel=2e-6)
+    # Finite in float32 but Inf in float16 once scaled: reported as an overflow, with a finite penalty.
+    penalty, overflow = losses.gradient_penalty(critic, real, fake, alpha, loss_scale=tf.constant(2.0 ** 40),
+                                                with_overflow=True)
+    assert bool(overflow) and np.isfinite(float(penalty))
+    # A float32 critic: the same penalty with or without a scale.
+    plain = losses.gradient_penalty(lambda x: 2.0 * x, real, fake, alpha)
+    assert float(losses.gradient_penalty(lambda x: 2.0 * x, real, fake, alpha, loss_scale=tf.constant(8.0))) == \
+        pytest.approx(float(plain), rel=1e-6)

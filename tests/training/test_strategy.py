@@ -38,3 +38,31 @@ def test_one_device_and_auto_on_a_machine_without_gpus_use_the_cpu():
 def test_an_unknown_strategy_names_the_allowed_ones():
     with pytest.raises(ValueError, match="strategy='tpu' is invalid: expected one of auto, one_device, mirrored"):
         strategy.make_strategy("tpu")
+
+
+def test_a_batch_that_does_not_divide_names_the_nearest_working_batches():
+    from tf_ganimation.core.config import DataConfig
+
+    with pytest.raises(ValueError, match=r"batch_size=25 is invalid on 8 replicas.*multiple of 8.*"
+                                         r"--batch_size=24 or --batch_size=32 \(--per_replica_batch_size=3 or --per_replica_batch_size=4\)"):
+        strategy.global_batch_size(DataConfig(batch_size=25), 8)
+    with pytest.raises(ValueError, match=r"The nearest that work: --batch_size=3 \(--per_replica_batch_size=1\)"):
+        strategy.global_batch_size(DataConfig(batch_size=2), 3)
+    assert strategy.global_batch_size(DataConfig(batch_size=24), 8) == 24
+    assert strategy.global_batch_size(DataConfig(batch_size=25), 1) == 25
+    # The per-replica batch wins over batch_size: the global batch grows with the replicas.
+    assert strategy.global_batch_size(DataConfig(batch_size=25, per_replica_batch_size=3), 8) == 24
+    assert strategy.global_batch_size(DataConfig(per_replica_batch_size=25), 4) == 100
+
+
+def test_auto_means_xla_and_8_steps_per_call_with_an_accelerator_and_neither_on_cpu(monkeypatch):
+    for accelerator, xla, steps in ((False, False, 1), (True, True, 8)):
+        monkeypatch.setattr(strategy, "has_accelerator", lambda: accelerator)
+        assert strategy.uses_xla(RunConfig()) is xla
+        assert strategy.steps_per_execution(RunConfig()) == steps
+        assert strategy.uses_xla(RunConfig(jit_compile="true")) is True
+        assert strategy.uses_xla(RunConfig(jit_compile="false")) is False
+        assert strategy.steps_per_execution(RunConfig(steps_per_execution=5)) == 5
+    monkeypatch.undo()
+    assert strategy.has_accelerator() is bool(tf.config.list_logical_devices("GPU") or
+                                              tf.config.list_logical_devices("TPU"))

@@ -32,7 +32,7 @@ def _tiny_config(data_dir, synthetic_images=0, **run) -> Config:
     return Config(model=TINY_MODEL, optimizer=OptimizerConfig(epochs=2, decay_epochs=1),
                   data=DataConfig(data_dir=os.fspath(data_dir), image_size=32, batch_size=4, n_critic=2,
                                   shuffle_buffer=16, synthetic_images=synthetic_images),
-                  run=RunConfig(strategy="one_device", summary_every=1, sample_every=1, num_samples=1, **run))
+                  run=RunConfig(**{"strategy": "one_device", "summary_every": 1, "sample_every": 1, "num_samples": 1, **run}))
 
 
 def test_train_renders_the_synthetic_faces_it_is_asked_for_and_scores_them(tmp_path, capsys):
@@ -95,3 +95,150 @@ def test_train_script_reports_user_errors_in_one_paragraph(tmp_path):
     assert "error: the data folder" in missing.stderr and "nowhere" in missing.stderr
     bad_flag = _train_script("--batch_size=0", f"--workdir={tmp_path / 'run'}")
     assert bad_flag.returncode == 2 and "error: batch_size=0 is invalid" in bad_flag.stderr
+
+
+# === Steps per call, XLA, float16 ===
+
+
+def _weights_of(gan) -> list[np.ndarray]:
+    return [np.array(v.numpy()) for v in gan.generator.weights + gan.critic.weights]
+
+
+@pytest.mark.slow
+def test_several_steps_per_call_end_with_the_same_weights_logs_and_checkpoints(synthetic_faces, tmp_path):
+    import tensorflow as tf
+
+    runs = {}
+    for steps_per_execution in (1, 3):
+        run_dir = tmp_path / f"n{steps_per_execution}"
+        config = _tiny_config(synthetic_faces, deterministic=True, max_steps=5, checkpoint_every=2, summary_every=2,
+                              sample_every=4, steps_per_execution=steps_per_execution)
+        result = trainer.train(config, run_dir)
+        reader = tf.train.load_checkpoint(os.fspath(run_dir / "checkpoints" / "ckpt-5"))
+        runs[steps_per_execution] = (result, run_dir, reader)
+    (one, one_dir, one_reader), (three, three_dir, three_reader) = runs[1], runs[3]
+    assert one["step"] == three["step"] == 5
+    # Calls end at every step where something is due (2, 4 and the final 5), so both runs save the same checkpoints...
+    for run_dir in (one_dir, three_dir):
+        assert sorted(path.name for path in (run_dir / "checkpoints").glob("*.index")) == [
+            "ckpt-2.index", "ckpt-4.index", "ckpt-5.index"]
+    assert sorted(path.name for path in (three_dir / "samples").iterdir()) == ["step_0000004.png", "step_0000005.png"]
+    # ... the same scalars at the same steps, and the same weights.
+    one_scalars, three_scalars = scalar_summaries(one_dir / "logs"), scalar_summaries(three_dir / "logs")
+    assert sorted(three_scalars["losses/critic_loss"]) == [2, 4, 5]
+    for tag in ("losses/critic_loss", "losses/generator_loss", "losses/gradient_penalty"):
+        assert one_scalars[tag] == pytest.approx(three_scalars[tag], rel=1e-5), tag
+    # Every saved tensor: the weights (Keras 3 saves most through the optimizers' lists) and Adam's moments.
+    names = sorted(set(one_reader.get_variable_to_shape_map()) - {"_CHECKPOINTABLE_OBJECT_GRAPH"})
+    assert names == sorted(set(three_reader.get_variable_to_shape_map()) - {"_CHECKPOINTABLE_OBJECT_GRAPH"})
+    assert len(names) > 90
+    for name in names:
+        np.testing.assert_allclose(one_reader.get_tensor(name), three_reader.get_tensor(name), rtol=1e-5, atol=1e-6)
+    assert int(three_reader.get_tensor("train_steps/.ATTRIBUTES/VARIABLE_VALUE")) == 5
+
+
+@pytest.mark.parametrize("step, expected", [(0, 3), (3, 1), (4, 2), (6, 2), (7, 1), (9, 1)])
+def test_a_call_ends_at_the_next_due_step_or_multiple_of_steps_per_execution(synthetic_faces, step, expected):
+    from tf_ganimation.training.schedule import Schedule
+
+    config = _tiny_config(synthetic_faces, checkpoint_every=4, summary_every=100, sample_every=100)
+    schedule = Schedule(steps_per_epoch=100, total_steps=100, final_step=10, decay_steps=0)
+    assert trainer.call_length(step, 3, config, schedule) == expected
+
+
+# Runs in a subprocess: logical devices must be configured before TensorFlow starts.
+_XLA_ON_TWO_DEVICES_SCRIPT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+sys.path.insert(0, "tests")
+from conftest import TINY_MODEL, random_batch
+from tf_ganimation.core.config import Config, DataConfig
+from tf_ganimation.model import ganimation
+from tf_ganimation.training import trainer
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+config = Config(model=TINY_MODEL, data=DataConfig(image_size=32, batch_size=4, n_critic=2))
+batches = [random_batch(4, 2, 32, seed=seed) for seed in range(2)]
+dataset = tf.data.Dataset.from_tensor_slices({k: np.stack([b[k] for b in batches]) for k in batches[0]}).unbatch()
+results = {}
+for jit_compile in (False, True):
+    with strategy.scope():
+        keras.utils.set_random_seed(3)
+        gan = ganimation.make_gan(config, total_steps=10, decay_steps=0)
+        # SGD: an update proportional to the gradient can be compared; Adam's first steps are lr * sign(g)
+        # and flip with the rounding of gradients near 0.
+        gan.compile(generator_optimizer=keras.optimizers.SGD(1e-3), critic_optimizer=keras.optimizers.SGD(1e-3))
+    initial = [np.array(v.numpy()) for v in gan.generator.weights + gan.critic.weights]
+    iterator = iter(strategy.experimental_distribute_dataset(dataset.batch(4)))
+    step = trainer.make_step_function(gan, strategy, jit_compile=jit_compile, steps_per_execution=2)
+    logs, skipped, _ = step(iterator, tf.constant(False), tf.constant(2))
+    weights = [[np.array(c.numpy()) for c in strategy.experimental_local_results(v.value)]
+               for v in gan.generator.weights + gan.critic.weights]
+    results[jit_compile] = {"initial": initial, "weights": weights, "critic_loss": logs["critic_loss"].numpy().tolist(),
+                            "skipped": float(sum(v.numpy().sum() for v in skipped.values())),
+                            "steps": int(gan.train_steps.numpy())}
+plain, xla = results[False], results[True]
+print(json.dumps({
+    "weight_error": max(float(np.abs(a[0] - b[0]).max() / max(np.abs(a[0]).max(), 1e-12))
+                        for a, b in zip(plain["weights"], xla["weights"])),
+    "update_error": max(float(np.abs(a[0] - b[0]).max() / max(np.abs(a[0] - w).max(), 1e-12))
+                        for a, b, w in zip(plain["weights"], xla["weights"], plain["initial"]) if np.abs(a[0] - w).max() > 0),
+    "replicas_equal": all(np.array_equal(c[0], c[1]) for c in xla["weights"]),
+    "moved": any(np.abs(a[0] - w).max() > 0 for a, w in zip(xla["weights"], xla["initial"])),
+    "critic_loss": [plain["critic_loss"], xla["critic_loss"]], "skipped": [plain["skipped"], xla["skipped"]],
+    "steps": [plain["steps"], xla["steps"]]}))
+"""
+
+
+@pytest.mark.slow
+def test_xla_under_mirrored_strategy_on_two_devices_matches_the_run_without_it():
+    result = subprocess.run([sys.executable, "-c", _XLA_ON_TWO_DEVICES_SCRIPT], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["steps"] == [2, 2] and report["skipped"] == [0.0, 0.0]
+    assert report["moved"] and report["replicas_equal"]
+    plain_losses, xla_losses = report["critic_loss"]
+    assert len(plain_losses) == 2 and np.allclose(plain_losses, xla_losses, rtol=1e-4), report["critic_loss"]
+    # XLA fuses and reorders float32 arithmetic: the weights agree to ~1e-6 of their size, the updates to ~1e-3.
+    assert report["weight_error"] < 1e-5, report
+    assert report["update_error"] < 1e-2, report
+
+
+def test_float16_steps_through_skipped_warm_up_updates_count_like_float32(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from tf_ganimation.model import ganimation
+
+    from conftest import random_batch
+
+    config = Config(model=TINY_MODEL, data=DataConfig(image_size=32, batch_size=2, n_critic=2),
+                    run=RunConfig(mixed_precision="mixed_float16"))
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        gan = ganimation.make_gan(config, total_steps=10, decay_steps=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    # A loss scale float16 cannot hold: every update overflows and is skipped while the scale halves.
+    for optimizer in (gan.generator_optimizer, gan.critic_optimizer):
+        optimizer.dynamic_scale.assign(2.0 ** 40)
+    batch = {key: tf.constant(value) for key, value in random_batch(2, 2, 32).items()}
+    strategy = tf.distribute.get_strategy()
+    step = trainer.make_step_function(gan, strategy, steps_per_execution=3)
+    logs, skipped, _ = step(iter(tf.data.Dataset.from_tensors(batch).repeat()), tf.constant(False), tf.constant(3))
+    assert ganimation.current_step(gan) == 3  # the loop's own count: 3 steps made, whatever was skipped
+    assert int(gan.generator_optimizer.iterations) < 3  # the optimizer skipped warm-up updates
+    assert float(gan.critic_optimizer.dynamic_scale) < 2.0 ** 40
+    # Overflow is loss scaling's business, not a fault: nothing counts as a non-finite skip.
+    assert all(float(value.numpy().sum()) == 0.0 for value in skipped.values())
+    assert np.isfinite(logs["critic_loss"].numpy()).all()
+    # The count is what a checkpoint stores and a resumed run starts from (its data position too).
+    ganimation.make_checkpoint(gan).write(os.fspath(tmp_path / "ckpt"))
+    fresh = ganimation.make_gan(config, total_steps=10, decay_steps=0)
+    ganimation.make_checkpoint(fresh).read(os.fspath(tmp_path / "ckpt")).expect_partial()
+    assert ganimation.current_step(fresh) == 3

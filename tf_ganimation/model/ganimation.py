@@ -179,8 +179,10 @@ class GANimation(keras.Model):
             fake_image = None
             if compile_gradients is None:
                 fake_image = (edited if k == n_critic - 1 else self.edit(real_image[:, k], target_aus[:, k]))["fake_image"]
+            # Drawn outside compile_gradients: XLA's random numbers differ from TensorFlow's kernels'.
+            alpha = self._penalty_weights(real_image[:, k], first_update + k)
             loss, gradients, terms, overflow = critic_gradients(
-                real_image[:, k], real_aus[:, k], target_aus[:, k], fake_image, first_update + k)
+                real_image[:, k], real_aus[:, k], target_aus[:, k], fake_image, alpha)
             skipped["critic"] += self._apply(self.critic, self.critic_optimizer, loss, gradients, overflow)
             values.update(terms)
         if compile_gradients is None:
@@ -193,13 +195,18 @@ class GANimation(keras.Model):
         self.train_steps.assign_add(1)
         return values, skipped
 
-    def _critic_gradients(self, real_image, real_aus, target_aus, fake_image, update_index):
+    def _penalty_weights(self, real_image, update_index) -> tf.Tensor:
+        """The gradient penalty's alpha for a critic update: float32 [batch], seeded by the update's number."""
+        seed = tf.stack([tf.cast(self.seed, tf.int64), tf.cast(update_index, tf.int64)])
+        return _interpolation_weights(tf.shape(real_image)[0], seed)
+
+    def _critic_gradients(self, real_image, real_aus, target_aus, fake_image, alpha):
         """A critic update's loss and gradients on a sub-batch, made by the current generator.
 
         Args:
             real_image: float32 [batch, H, W, 3] in [-1, 1]; real_aus, target_aus: float32 [batch, 17].
             fake_image: the generator's edit of real_image to target_aus, or None to make it here.
-            update_index: int64 [], the critic update's number in the run (the penalty's random seed).
+            alpha: float32 [batch], the gradient penalty's interpolation weights (`_penalty_weights`).
 
         Returns:
             (loss float32 [], gradients of the loss-scaled replica loss, loss terms, overflow: bool [],
@@ -215,8 +222,6 @@ class GANimation(keras.Model):
             real_realism, fake_realism = tf.split(scores["realism"], 2, axis=0)
             real_predicted_aus, _ = tf.split(scores["aus"], 2, axis=0)
             adversarial = losses.wasserstein_critic_loss(real_realism, fake_realism)
-            alpha = _interpolation_weights(tf.shape(real_image)[0],
-                                           tf.stack([tf.cast(self.seed, tf.int64), tf.cast(update_index, tf.int64)]))
             penalty, overflow = losses.gradient_penalty(lambda x: self.critic(x)["realism"], real_image, fake_image,
                                                         alpha, loss_scale=loss_scale, with_overflow=True)
             aus_loss = losses.au_regression_loss(real_predicted_aus, real_aus)
@@ -264,8 +269,8 @@ class GANimation(keras.Model):
 
     def _critic_update(self, real_image, real_aus, fake_image):
         """One critic update on a sub-batch; `fake_image` [batch, H, W, 3] from the current generator."""
-        loss, gradients, terms, overflow = self._critic_gradients(
-            real_image, real_aus, None, fake_image, tf.convert_to_tensor(self.critic_optimizer.iterations))
+        alpha = self._penalty_weights(real_image, tf.convert_to_tensor(self.critic_optimizer.iterations))
+        loss, gradients, terms, overflow = self._critic_gradients(real_image, real_aus, None, fake_image, alpha)
         self.skipped_updates["critic"].update_state(self._apply(self.critic, self.critic_optimizer, loss, gradients,
                                                                 overflow))
         self._track(**terms)

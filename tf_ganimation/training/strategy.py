@@ -63,13 +63,14 @@ def global_batch_size(data: DataConfig, num_replicas: int) -> int:
         return data.per_replica_batch_size * num_replicas
     if data.batch_size % num_replicas == 0:
         return data.batch_size
-    lower = max(num_replicas, data.batch_size // num_replicas * num_replicas)
-    upper = (data.batch_size // num_replicas + 1) * num_replicas
+    below = data.batch_size // num_replicas * num_replicas
+    working = [batch for batch in (below, below + num_replicas) if batch > 0]
+    batches = " or ".join(f"--batch_size={batch}" for batch in working)
+    per_replica = " or ".join(f"--per_replica_batch_size={batch // num_replicas}" for batch in working)
     raise ValueError(
         f"batch_size={data.batch_size} is invalid on {num_replicas} replicas: the global batch is split evenly "
-        f"over the replicas, so it must be a multiple of {num_replicas}. The nearest that work are "
-        f"--batch_size={lower} or --batch_size={upper} (--per_replica_batch_size={lower // num_replicas} or "
-        f"{upper // num_replicas}); README: Batch size on several GPUs says what each does to the recipe")
+        f"over the replicas, so it must be a multiple of {num_replicas}. The nearest that work: {batches} "
+        f"({per_replica}); README: Batch size on several GPUs says what each does to the recipe")
 
 
 def task_of(run: RunConfig) -> tuple[str | None, int, bool]:
