@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tf_ganimation.model import layers, networks
@@ -80,3 +81,39 @@ def test_cpu_variants_are_chosen_when_no_accelerator_is_visible():
     no_accelerator = not (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
     assert layers.cpu_variants() is no_accelerator
     assert layers.StridedConv(4).cpu_variant is no_accelerator
+
+
+def _leaky_relu_derivatives(activation, features, upstream):
+    """(activation, its gradient, and the gradient of <gradient, upstream> w.r.t. upstream and features)."""
+    features, upstream = tf.constant(features), tf.constant(upstream)
+    with tf.GradientTape(persistent=True) as outer:
+        outer.watch([features, upstream])
+        with tf.GradientTape() as inner:
+            inner.watch(features)
+            outputs = activation(features)
+        # A gradient penalty's shape: the first gradient, weighted, differentiated again.
+        gradient = inner.gradient(outputs, features, output_gradients=upstream)
+        weighted = tf.reduce_sum(gradient * (features + 2.0))
+    by_upstream, by_features = outer.gradient(weighted, [upstream, features])
+    return [value.numpy() for value in (outputs, gradient, by_upstream, by_features)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_leaky_relu_and_its_first_and_second_derivatives_equal_keras_bit_for_bit(dtype):
+    rng = np.random.default_rng(0)
+    limits = np.finfo(dtype)
+    edges = [0.0, -0.0, limits.smallest_subnormal, -limits.smallest_subnormal, limits.max, -limits.max, np.inf, -np.inf]
+    features = np.concatenate([rng.normal(size=500), rng.normal(scale=1e-3, size=20), edges]).astype(dtype)
+    upstream = rng.normal(size=features.shape).astype(dtype)
+    ours = _leaky_relu_derivatives(lambda x: layers.leaky_relu(x, negative_slope=0.01), features, upstream)
+    keras_ops = _leaky_relu_derivatives(lambda x: keras.ops.leaky_relu(x, negative_slope=0.01), features, upstream)
+    for name, mine, reference in zip(["outputs", "gradient", "by upstream", "by features"], ours, keras_ops):
+        assert mine.dtype == np.dtype(dtype), name
+        np.testing.assert_array_equal(mine, reference, err_msg=name)
+    assert np.any(ours[0] < 0) and np.any(ours[0] > 0) and np.any(ours[1] != upstream)  # both branches taken
+
+
+def test_leaky_relu_keeps_a_nan_a_nan():
+    # The non-finite guard of the train_step relies on NaN surviving the critic.
+    outputs = layers.leaky_relu(tf.constant([np.nan, -1.0, 2.0]), negative_slope=0.01).numpy()
+    assert np.isnan(outputs[0]) and outputs[1] == np.float32(-0.01) and outputs[2] == 2.0

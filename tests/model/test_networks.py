@@ -135,3 +135,75 @@ def test_weights_files_keep_the_layout_earlier_runs_saved(tmp_path):
     # The layout of the quick start's critic.weights.h5 and generator.weights.h5 as written by 0.1.
     assert layouts["critic"] == (["aus_head", "layers", "vars"], ["__strided_conv", "__strided_conv_1", "conv2d"])
     assert layouts["generator"] == (["attention_head", "bottleneck", "color_head", "decoder", "encoder", "vars"], None)
+
+
+def _critic_update_terms(critic, real_image, fake_image, alpha):
+    """Realism, AUs, the gradient penalty and the weights' gradients of a WGAN-GP critic loss."""
+    from tf_ganimation.model import losses
+
+    with tf.GradientTape() as tape:
+        real, fake = critic(real_image), critic(fake_image)
+        penalty = losses.gradient_penalty(lambda x: critic(x)["realism"], real_image, fake_image, alpha)
+        loss = (tf.reduce_mean(fake["realism"]) - tf.reduce_mean(real["realism"]) + 10.0 * penalty
+                + tf.reduce_mean(tf.square(real["aus"])))
+    return [real["realism"], real["aus"], penalty, *tape.gradient(loss, critic.trainable_variables)]
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["eager", "tf.function"])
+def test_critic_activation_gives_keras_leaky_relus_numbers_and_penalty_gradients(traced, monkeypatch):
+    # layers.leaky_relu stands in for keras.ops.leaky_relu in the critic; the critic, its gradient
+    # penalty and the critic update's weight gradients (second derivatives) must not move by a bit.
+    critic = networks.build_critic(ModelConfig(image_size=32, critic_filters=8, critic_layers=3))
+    rng = np.random.default_rng(5)
+    for variable in critic.trainable_variables:  # non-zero biases, so pre-activations of both signs
+        variable.assign(rng.normal(scale=0.05, size=variable.shape).astype(np.float32))
+    real_image, fake_image = (tf.constant(_inputs(4, 32, seed)[0]) for seed in (6, 7))
+    alpha = tf.constant(rng.uniform(0, 1, 4).astype(np.float32))
+
+    def terms():
+        compute = tf.function(_critic_update_terms) if traced else _critic_update_terms
+        return [value.numpy() for value in compute(critic, real_image, fake_image, alpha)]
+
+    ours = terms()
+    from tf_ganimation.model import layers
+
+    monkeypatch.setattr(layers, "leaky_relu", lambda x, negative_slope: keras.ops.leaky_relu(x, negative_slope))
+    reference = terms()
+    assert len(ours) == 3 + len(critic.trainable_variables) and 0 < ours[2] < 10
+    for mine, expected in zip(ours, reference):
+        np.testing.assert_array_equal(mine, expected)
+
+
+def test_the_critic_updates_graph_optimises_without_a_grappler_error():
+    # TensorFlow's LeakyRelu made grappler's remapper reject its rewrite of this graph ("remapper failed:
+    # ... LeakyReluGrad ..."), printed as an E line, and drop all of its fusions. The log is C++'s
+    # stderr, so the graph is traced in a fresh process.
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    program = textwrap.dedent("""
+        import numpy as np
+        import tensorflow as tf
+        from tf_ganimation.core.config import ModelConfig
+        from tf_ganimation.model import losses, networks
+
+        critic = networks.build_critic(ModelConfig(image_size=32, critic_filters=8, critic_layers=3))
+        images = tf.random.stateless_uniform([3, 2, 32, 32, 3], seed=[1, 2], minval=-1, maxval=1)
+
+        @tf.function
+        def update(real_image, fake_image, alpha):
+            with tf.GradientTape() as tape:
+                penalty = losses.gradient_penalty(lambda x: critic(x)["realism"], real_image, fake_image, alpha)
+                loss = tf.reduce_mean(critic(fake_image)["realism"]) - tf.reduce_mean(critic(real_image)["realism"])
+                loss += 10.0 * penalty
+            return tape.gradient(loss, critic.trainable_variables)
+
+        print(sum(gradient is not None for gradient in update(images[0], images[1], images[2, :, 0, 0, 0])))
+    """)
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["7"]  # the 3 convolutions' kernels and biases, the realism head's kernel
+    assert "remapper failed" not in result.stderr and "meta_optimizer" not in result.stderr, result.stderr[-3000:]

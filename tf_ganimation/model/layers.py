@@ -5,6 +5,7 @@
 - `ResidualBlock`: the generator's bottleneck block.
 - `StridedConv`: the critic's 4x4 stride-2 convolution; on a CPU, small maps run as one matrix product.
 - `fused_convolution`: several "same" convolutions of one input as one (the generator's two heads).
+- `leaky_relu`: the critic's activation, written so that its gradient of a gradient optimises cleanly.
 
 CPU variants: a CPU's convolution kernels leave most of the vector width idle on 1- to 4-filter
 outputs and on 2x2 maps (BENCHMARKS.md, "CPU layer variants"), so on a CPU the critic's small maps
@@ -140,6 +141,25 @@ class _StridedConv(layers.Conv2D):
 # name, snake-cased ("_strided_conv", "_strided_conv_1", ...): the class keeps the name it had when the
 # first critics were saved, so that their critic.weights.h5 files still load, and is public as StridedConv.
 StridedConv = _StridedConv
+
+
+def leaky_relu(features, negative_slope: float = 0.01):
+    """max(x, slope * x) for 0 <= slope <= 1, as `where(x > 0, x, slope * x)`: the critic's activation.
+
+    Args:
+        features: float [batch, height, width, channels] (any shape, any float dtype).
+        negative_slope: the slope below 0 (the paper's 0.01).
+
+    Returns:
+        The same shape and dtype; bit for bit what `keras.ops.leaky_relu` returns, and so are its
+        gradient and its gradient of a gradient (tested), so the choice does not change training.
+
+    Notes: written out because TensorFlow's LeakyRelu op, in the critic's Conv2D + BiasAdd + LeakyRelu,
+    makes grappler's remapper fail on the gradient penalty's double backward pass: it fuses the three
+    into one kernel while the LeakyReluGrad still reads the BiasAdd, rejects its own rewrite and logs an
+    error, and then the whole graph runs without any of its fusions (BUILD_NOTES.md, "Log lines").
+    """
+    return ops.where(features > 0, features, features * negative_slope)
 
 
 def fused_convolution(convolutions: Sequence[layers.Conv2D], features, fuse: bool | None = None) -> list:

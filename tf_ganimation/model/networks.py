@@ -142,7 +142,7 @@ class Critic(keras.Model):
     def call(self, image):
         x = image
         for convolution in self.trunk:
-            x = ops.leaky_relu(convolution(x), negative_slope=0.01)
+            x = layers.leaky_relu(convolution(x), negative_slope=0.01)
         realism = ops.cast(self.realism_head(x), "float32")
         aus = ops.reshape(ops.cast(self.aus_head(x), "float32"), [-1, self.num_aus])
         return {"realism": realism, "aus": aus}
