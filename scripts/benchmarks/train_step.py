@@ -6,7 +6,8 @@
 
 Every figure is the median of --repeats timed runs after --warmup untimed ones (tracing, allocation):
 a critic update, a generator update, one full train_step (n_critic critic updates + one generator
-update) and generator inference at batch 1 and at --batch_size. The model, batch, n_critic, precision
+update), the training loop's call of --steps_per_execution train_steps (training/trainer.py, per step) and
+generator inference at batch 1 and at --batch_size. The model, batch, n_critic, precision
 and XLA flags are the training flags (tf_ganimation/flags.py), with the paper's defaults. Results go in BENCHMARKS.md with the
 command, the machine and the date; they are never asserted in tests.
 """
@@ -24,6 +25,7 @@ from tf_ganimation import cli
 from tf_ganimation import flags as training_flags
 from tf_ganimation.export import tflite_benchmark
 from tf_ganimation.model import ganimation, networks, optimizers
+from tf_ganimation.training import strategy, trainer
 
 flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (the median is reported).")
 flags.DEFINE_integer("warmup", 2, "Untimed runs before timing.")
@@ -63,7 +65,8 @@ def main(argv):
     }
     sub_batch = [element[key][:, 0] for key in ("real_image", "real_aus", "target_aus")]
     real_image, real_aus, target_aus = sub_batch
-    compiled = lambda function: tf.function(function, jit_compile=settings.run.jit_compile)
+    jit_compile = strategy.uses_xla(settings.run)
+    compiled = lambda function: tf.function(function, jit_compile=jit_compile)
     # Each update timed with the generator pass it needs; train_step shares one of them (model/ganimation.py).
     critic_update = compiled(lambda: gan._critic_update(
         real_image, real_aus, gan.edit(real_image, target_aus)["fake_image"]))
@@ -71,6 +74,11 @@ def main(argv):
         *gan._recorded_edit(real_image, target_aus), real_image, real_aus, target_aus))
     train_step = compiled(lambda: gan.train_step(element))
     infer = compiled(lambda image, aus: gan.edit(image, aus)["fake_image"])
+    # The training loop's own call (trainer.make_step_function): steps_per_execution train_steps per call.
+    steps_per_call = strategy.steps_per_execution(settings.run)
+    training_call = trainer.make_step_function(gan, tf.distribute.get_strategy(), jit_compile, steps_per_call)
+    elements = iter(tf.data.Dataset.from_tensors(element).repeat())
+    no_stop = tf.constant(False)
     one_image, one_aus = sub_batch[0][:1], sub_batch[2][:1]
 
     repeats, warmup = FLAGS.repeats, FLAGS.warmup
@@ -78,14 +86,17 @@ def main(argv):
         "critic_step_seconds": _median_seconds(critic_update, repeats, warmup),
         "generator_step_seconds": _median_seconds(generator_update, repeats, warmup),
         "train_step_seconds": _median_seconds(train_step, repeats, warmup),
+        "training_call_seconds_per_step": _median_seconds(lambda: training_call(elements, no_stop), repeats,
+                                                          warmup) / steps_per_call,
         "inference_batch1_seconds": _median_seconds(lambda: infer(one_image, one_aus), repeats * 4, warmup),
         f"inference_batch{batch}_seconds": _median_seconds(lambda: infer(sub_batch[0], sub_batch[2]), repeats, warmup),
     }
     result["images_per_second"] = batch * n_critic / result["train_step_seconds"]
+    result["training_call_images_per_second"] = batch * n_critic / result["training_call_seconds_per_step"]
     result["peak_memory_mb"] = round(_peak_memory_mb(), 1)
     result["settings"] = {name: FLAGS[name].value for name in (
         "image_size", "batch_size", "n_critic", "repeats", "generator_filters", "generator_residual_blocks",
-        "critic_filters", "critic_layers", "mixed_precision", "jit_compile")}
+        "critic_filters", "critic_layers", "mixed_precision", "jit_compile", "steps_per_execution")}
     gpus = tf.config.list_physical_devices("GPU")
     result["machine"] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                          "gpu": tf.config.experimental.get_device_details(gpus[0]).get("device_name") if gpus else None,
