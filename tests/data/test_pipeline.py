@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_ganimation.core import pixels
 from tf_ganimation.core.config import DataConfig
-from tf_ganimation.data import inventory, pipeline
+from tf_ganimation.data import inventory, pipeline, tfrecords
 
 from conftest import config_for, half_image, make_ganimation_dir
 
@@ -51,9 +52,12 @@ def test_training_element_layout_and_ranges(ganimation_dir):
     assert set(spec) == {"real_image", "real_aus", "target_aus"}
     assert spec["real_image"].shape == (4, 2, 16, 16, 3)
     assert spec["real_aus"].shape == spec["target_aus"].shape == (4, 2, 17)
+    assert spec["real_image"].dtype == tf.uint8
     for element in dataset.take(5):
         real_image, real_aus, target_aus = (element[k].numpy() for k in ("real_image", "real_aus", "target_aus"))
-        assert all(value.dtype == np.float32 for value in (real_image, real_aus, target_aus))
+        assert real_image.dtype == np.uint8  # the model normalises on the device
+        assert all(value.dtype == np.float32 for value in (real_aus, target_aus))
+        real_image = pixels.uint8_to_model(real_image.astype(np.float32))
         assert -1.0 <= real_image.min() and real_image.max() <= 1.0
         assert real_image.min() < -0.6 and real_image.max() > 0.6  # dark and bright halves
         assert 0.0 <= real_aus.min() and real_aus.max() <= 1.0
@@ -130,6 +134,7 @@ def test_eval_dataset_is_ordered_unflipped_and_plain(ganimation_dir):
     np.testing.assert_allclose(np.concatenate([b["real_aus"][:, 0] for b in batches]),
                                [12 / 16, 13 / 16, 14 / 16, 15 / 16], atol=1e-6)
     images = np.concatenate([b["real_image"] for b in batches])
+    assert images.dtype == np.float32 and -1.0 <= images.min() < 0.0 < images.max() <= 1.0
     assert (images[:, :, :4].mean(axis=(1, 2, 3)) < images[:, :, -4:].mean(axis=(1, 2, 3))).all()
     dropped = list(pipeline.make_eval_dataset(config, drop_remainder=True))
     assert len(dropped) == 1 and dropped[0]["real_image"].shape == (3, 16, 16, 3)
@@ -142,7 +147,8 @@ def test_fixed_samples_are_deterministic(ganimation_dir):
     for key in samples:
         np.testing.assert_array_equal(samples[key], again[key])
     assert list(samples["id"]) == ["face_012", "face_013"]
-    assert samples["real_image"].shape == (2, 16, 16, 3)
+    assert samples["real_image"].shape == (2, 16, 16, 3) and samples["real_image"].dtype == np.float32
+    assert -1.0 <= samples["real_image"].min() < 0.0 < samples["real_image"].max() <= 1.0
     # Targets are the AUs of the next two test examples (face_014, face_015).
     np.testing.assert_allclose(samples["target_aus"][:, 0], [14 / 16, 15 / 16], atol=1e-6)
     only_four = pipeline.fixed_samples(config, 6)
@@ -160,15 +166,16 @@ def test_steps_per_epoch():
 # === Distribution ===
 
 
-def test_distribute_datasets_from_function_with_one_device(ganimation_dir):
-    config = config_for(ganimation_dir)
+@pytest.mark.parametrize("cache_images", [False, True])
+def test_distribute_datasets_from_function_with_one_device(ganimation_dir, cache_images):
+    config = config_for(ganimation_dir, cache_images=cache_images)
     examples = inventory.load_examples(config)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     distributed = strategy.distribute_datasets_from_function(
         lambda context: pipeline.make_training_dataset(config, context, examples))
     element = next(iter(distributed))
     local = strategy.experimental_local_results(element["real_image"])
-    assert len(local) == 1 and local[0].shape == (4, 2, 16, 16, 3)
+    assert len(local) == 1 and local[0].shape == (4, 2, 16, 16, 3) and local[0].dtype == tf.uint8
     assert strategy.experimental_local_results(element["target_aus"])[0].shape == (4, 2, 17)
 
 
@@ -257,8 +264,6 @@ def test_a_pipeline_feeding_two_replicas_resumes_two_elements_per_step(ganimatio
 
 
 def test_resumed_tfrecord_stream_continues_the_uninterrupted_one(ganimation_dir, tmp_path):
-    from tf_ganimation.data import tfrecords
-
     config = config_for(ganimation_dir)
     tfrecords.write_dataset(inventory.load_examples(config), str(tmp_path / "records"), num_shards=3)
     records_config = config_for(tmp_path / "records", batch_size=2, n_critic=2, shuffle_buffer=4)
@@ -271,3 +276,108 @@ def test_resumed_tfrecord_stream_continues_the_uninterrupted_one(ganimation_dir,
     first_aus = [np.round(e["real_aus"][..., 0].ravel() * 16).astype(int) for e in uninterrupted[:6]]
     epoch_0, epoch_1 = np.concatenate(first_aus[:3]), np.concatenate(first_aus[3:6])
     assert sorted(epoch_0) == sorted(epoch_1) == list(range(12)) and list(epoch_0) != list(epoch_1)
+
+
+# === uint8 training images, decoding and the image cache ===
+
+
+def test_training_images_are_the_uint8_of_preprocess_image(ganimation_dir):
+    examples = inventory.load_examples(config_for(ganimation_dir))
+    path_of = {round(float(aus[0]) * 16): path for path, aus in zip(examples.train.image_paths, examples.train.aus)}
+    for image_size, tolerance in ((24, 0.0), (16, 1 / 255)):  # the files are 24 px: no resize, then a resize
+        config = config_for(ganimation_dir, image_size=image_size, batch_size=1, n_critic=1, horizontal_flip=False)
+        for element in _elements(pipeline.make_training_dataset(config, examples=examples), 12):
+            image = element["real_image"][0, 0]
+            expected = pipeline.preprocess_image(tf.io.read_file(path_of[round(element["real_aus"][0, 0, 0] * 16)]),
+                                                 image_size).numpy()
+            assert image.dtype == np.uint8
+            normalised = pixels.uint8_to_model(image.astype(np.float32))
+            if tolerance:
+                assert np.abs(normalised - expected).max() <= tolerance + 1e-6  # rounded to uint8 after the resize
+                assert not np.array_equal(normalised, expected)
+            else:
+                np.testing.assert_array_equal(normalised, expected)
+                np.testing.assert_array_equal(image, np.round((expected + 1.0) * 127.5))
+
+
+def test_png_and_jpeg_decode_by_their_bytes_and_a_gif_does_not(tmp_path):
+    from PIL import Image
+
+    image = half_image(20, (10, 200, 30), (250, 5, 90))
+    image.save(tmp_path / "a.png")
+    image.save(tmp_path / "png_named.jpg", format="PNG")
+    image.save(tmp_path / "a.jpg", quality=90)
+    image.save(tmp_path / "a.gif")
+    for name in ("a.png", "png_named.jpg"):
+        decoded = pipeline.decode_image(tf.io.read_file(str(tmp_path / name))).numpy()
+        np.testing.assert_array_equal(decoded, np.asarray(image))
+    encoded = tf.io.read_file(str(tmp_path / "a.jpg"))
+    jpeg = pipeline.decode_image(encoded).numpy()
+    assert jpeg.dtype == np.uint8 and jpeg.shape == (20, 20, 3)
+    np.testing.assert_array_equal(jpeg, tf.io.decode_image(encoded, channels=3).numpy())  # what it replaced
+    assert np.abs(jpeg.astype(int) - np.asarray(Image.open(tmp_path / "a.jpg").convert("RGB"))).max() <= 8
+    with pytest.raises(tf.errors.InvalidArgumentError, match="DecodePng"):  # refused as b"", "Input is empty"
+        pipeline.decode_image(tf.io.read_file(str(tmp_path / "a.gif")))
+
+
+@pytest.mark.parametrize("first_step", [0, 1, 7])
+def test_cached_stream_is_the_uncached_one_element_for_element(ganimation_dir, first_step):
+    config = config_for(ganimation_dir, batch_size=4, n_critic=2)
+    examples = inventory.load_examples(config)
+    (ganimation_dir / "imgs" / "face_005.jpg").write_bytes(b"broken before the cache is built")
+    uncached = _elements(pipeline.make_training_dataset(config, examples=examples, first_step=first_step), 4)
+    cached_config = config_for(ganimation_dir, batch_size=4, n_critic=2, cache_images=True)
+    cached = pipeline.make_training_dataset(cached_config, examples=examples, first_step=first_step)
+    assert cached.element_spec == pipeline.make_training_dataset(config, examples=examples).element_spec
+    _assert_same_elements(_elements(cached, 4), uncached)
+    assert 5 / 16 not in {float(v) for e in uncached for v in e["real_aus"][..., 0].ravel()}
+
+
+def test_cached_stream_reads_no_file_after_it_is_built(ganimation_dir):
+    config = config_for(ganimation_dir, batch_size=4, n_critic=1, cache_images=True)
+    examples = inventory.load_examples(config)
+    expected = _elements(pipeline.make_training_dataset(config, examples=examples), 9)
+    cached = pipeline.make_training_dataset(config, examples=examples)
+    for path in (ganimation_dir / "imgs").iterdir():
+        os.remove(path)
+    _assert_same_elements(_elements(cached, 9), expected)  # 3 epochs of 12 images
+
+
+def test_cached_stream_of_files_that_all_turned_bad_ends(ganimation_dir):
+    config = config_for(ganimation_dir, batch_size=2, n_critic=1, cache_images=True)
+    examples = inventory.load_examples(config)
+    for path in (ganimation_dir / "imgs").iterdir():
+        path.write_bytes(b"no longer an image")
+    assert list(pipeline.make_training_dataset(config, examples=examples).take(3)) == []
+
+
+@pytest.mark.parametrize("cache_images", [False, True])
+def test_a_resumed_stream_whose_first_epoch_ends_in_bad_files_goes_on(ganimation_dir, cache_images):
+    config = config_for(ganimation_dir, batch_size=1, n_critic=1, cache_images=cache_images)
+    examples = inventory.load_examples(config)
+    uninterrupted = _elements(pipeline.make_training_dataset(config, examples=examples), 12)
+    last_of_epoch_0 = round(float(uninterrupted[11]["real_aus"][0, 0, 0]) * 16)
+    (ganimation_dir / "imgs" / f"face_{last_of_epoch_0:03d}.jpg").write_bytes(b"broken")
+    resumed = _elements(pipeline.make_training_dataset(config, examples=examples, first_step=11), 3)
+    assert len(resumed) == 3  # epoch 1 follows; the bad file is dropped from it
+    assert last_of_epoch_0 / 16 not in {float(e["real_aus"][0, 0, 0]) for e in resumed}
+
+
+@pytest.mark.parametrize("num_shards, pipelines", [(18, 1), (18, 2), (1, 2)])
+def test_cached_tfrecord_stream_is_the_uncached_one(tmp_path, num_shards, pipelines):
+    # 20 training records in 18 shards: more than the 16 read at a time, so shards are replaced mid-epoch.
+    make_ganimation_dir(tmp_path / "faces", num_train=20, num_test=2)
+    source = inventory.load_examples(config_for(tmp_path / "faces"))
+    (tmp_path / "faces" / "imgs" / "face_004.jpg").write_bytes(b"\xff\xd8 a JPEG that does not decode")
+    tfrecords.write_dataset(source, str(tmp_path / "records"), num_shards=num_shards)
+    settings = dict(batch_size=2 * pipelines, n_critic=2, shuffle_buffer=3)
+    examples = inventory.load_examples(config_for(tmp_path / "records", **settings))
+    context = tf.distribute.InputContext(pipelines, pipelines - 1, pipelines)
+    for first_step in (0, 5):
+        uncached = _elements(pipeline.make_training_dataset(
+            config_for(tmp_path / "records", **settings), context, examples, first_step=first_step), 8)
+        cached = _elements(pipeline.make_training_dataset(
+            config_for(tmp_path / "records", cache_images=True, **settings), context, examples,
+            first_step=first_step), 8)
+        _assert_same_elements(cached, uncached)
+    assert len({float(v) for e in uncached for v in e["real_aus"][..., 0].ravel()}) > 4

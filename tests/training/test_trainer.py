@@ -135,6 +135,17 @@ def test_several_steps_per_call_end_with_the_same_weights_logs_and_checkpoints(s
     for name in names:
         np.testing.assert_allclose(one_reader.get_tensor(name), three_reader.get_tensor(name), rtol=1e-5, atol=1e-6)
     assert int(three_reader.get_tensor("train_steps/.ATTRIBUTES/VARIABLE_VALUE")) == 5
+    # Stopped after step 3 and resumed: the same calls from there on, the same checkpoint 5.
+    resumed_dir = tmp_path / "resumed"
+    stopped = _tiny_config(synthetic_faces, deterministic=True, max_steps=3, checkpoint_every=2, summary_every=2,
+                           sample_every=4, steps_per_execution=3)
+    assert trainer.train(stopped, resumed_dir)["step"] == 3
+    assert trainer.train(dataclasses.replace(stopped, run=dataclasses.replace(stopped.run, max_steps=5)),
+                         resumed_dir)["step"] == 5
+    resumed_reader = tf.train.load_checkpoint(os.fspath(resumed_dir / "checkpoints" / "ckpt-5"))
+    for name in (name for name in names if not name.startswith("save_counter")):  # it saved twice more
+        np.testing.assert_allclose(resumed_reader.get_tensor(name), three_reader.get_tensor(name), rtol=1e-5,
+                                   atol=1e-6)
 
 
 @pytest.mark.parametrize("step, expected", [(0, 3), (3, 1), (4, 2), (6, 2), (7, 1), (9, 1)])

@@ -109,7 +109,7 @@ class DataConfig:
     seed: int = 0
     synthetic_images: int = 0  # > 0: render this many synthetic faces into data_dir first when it is missing
     per_replica_batch_size: int = 0  # > 0: batch_size becomes this times the replicas (training.strategy)
-    cache_images: bool = False  # keep the decoded uint8 training images in host memory after the first epoch
+    cache_images: bool = False  # decode the training images once and keep them in host memory (uint8)
 
     FORMATS = ("auto", "ganimation", "openface", "tfrecord")
 

@@ -25,6 +25,12 @@ def model_to_unit(images):
     return (images + 1.0) / 2.0
 
 
+# uint8_to_model of every grey level, in float32 as the input pipelines compute it: a lookup keeps a
+# compiled function's image normalisation bit-exact (grappler turns the division into a multiplication by
+# the reciprocal, which is off by one ulp for many levels).
+UINT8_TO_MODEL_TABLE = np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
 def uint8_to_model(images):
     """[0, 255] (float) -> [-1, 1]."""
     return images / 127.5 - 1.0

@@ -1,7 +1,8 @@
 """The input pipelines: validated examples (inventory.py) -> {"real_image", "real_aus", "target_aus"} batches.
 
 `make_training_dataset` is the infinite, resumable training stream (n_critic sub-batches per element,
-sharded per input pipeline); `make_eval_dataset` and `fixed_samples` read a split once, in order.
+sharded per input pipeline, uint8 images: the model normalises them on the device);
+`make_eval_dataset` and `fixed_samples` read a split once, in order, as float32 in [-1, 1].
 `inventory.load_examples` finds and validates the examples first; the pipelines drop, with a logged
 warning, an example whose file fails to read or decode after that check, so a file that turns bad
 mid-run costs one example, not the run.
@@ -12,11 +13,41 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tf_ganimation.core import action_units, pixels
+from tf_ganimation.core import pixels
 from tf_ganimation.core.config import DataConfig
-from tf_ganimation.data import tfrecords
+from tf_ganimation.data import image_cache, tfrecords, training_epochs
 from tf_ganimation.data.examples import Examples
 from tf_ganimation.data.inventory import EmptyDatasetError, load_examples
+
+_JPEG_MAGIC = b"\xff\xd8"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def decode_image(encoded_image: tf.Tensor) -> tf.Tensor:
+    """Decodes a JPEG or a PNG file, chosen by its first bytes; the same function runs eagerly and in tf.data.
+
+    Args:
+        encoded_image: string [], the bytes of a JPEG or PNG file.
+
+    Returns:
+        uint8 [height, width, 3]: grayscale becomes RGB, alpha is dropped, 16-bit PNGs are scaled to 8
+        bits (what tf.io.decode_image gives, bit for bit: JPEGs with its INTEGER_FAST DCT).
+
+    Raises:
+        tf.errors.InvalidArgumentError: bytes that are neither a JPEG nor a PNG (a GIF, say), or a
+            corrupt file (the pipelines' ignore_errors drops the example).
+    """
+    is_jpeg = tf.strings.substr(encoded_image, 0, len(_JPEG_MAGIC)) == _JPEG_MAGIC
+
+    def png():
+        is_png = tf.strings.substr(encoded_image, 0, len(_PNG_MAGIC)) == _PNG_MAGIC
+        # decode_png also reads GIFs; the training images are JPEG or PNG (core/image_files.py). Other
+        # bytes become b"", which decode_png rejects ("Input is empty"): a stateless failure, unlike
+        # tf.debugging.Assert, whose parallel map tf.data rewrites under op determinism, logging an
+        # ERROR line (use_unbounded_threadpool) each time.
+        return tf.io.decode_png(tf.where(is_png, encoded_image, b""), channels=3)
+
+    return tf.cond(is_jpeg, lambda: tf.io.decode_jpeg(encoded_image, channels=3, dct_method="INTEGER_FAST"), png)
 
 
 def preprocess_image(encoded_image: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -34,13 +65,33 @@ def preprocess_image(encoded_image: tf.Tensor, image_size: int) -> tf.Tensor:
     cropping, so a non-square image is squashed; faces are expected to be cropped already (the
     authors' data are 128x128 face crops).
     """
-    image = tf.io.decode_image(encoded_image, channels=3, expand_animations=False)
-    image = tf.cast(image, tf.float32)
+    image = tf.cast(decode_image(encoded_image), tf.float32)
     same_size = tf.reduce_all(tf.shape(image)[:2] == image_size)
     image = tf.cond(same_size, lambda: image,
                     lambda: tf.image.resize(image, [image_size, image_size], antialias=True))
     image = tf.ensure_shape(image, [image_size, image_size, 3])
     return tf.clip_by_value(pixels.uint8_to_model(image), -1.0, 1.0)
+
+
+def preprocess_image_uint8(encoded_image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """`preprocess_image` before the normalisation: what the training stream carries.
+
+    Returns:
+        uint8 [image_size, image_size, 3] in [0, 255]; pixels.uint8_to_model of it is
+        preprocess_image's result exactly when the file is image_size x image_size.
+
+    Notes: a file of another size is resized as in preprocess_image (bilinear, antialiased, in
+    float32), then rounded and clipped to uint8, so its pixels differ from preprocess_image's by up to
+    half a grey level (1/255 in [-1, 1]).
+    """
+    image = decode_image(encoded_image)
+    same_size = tf.reduce_all(tf.shape(image)[:2] == image_size)
+
+    def resized():
+        image_float = tf.image.resize(tf.cast(image, tf.float32), [image_size, image_size], antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(image_float), 0.0, 255.0), tf.uint8)
+
+    return tf.ensure_shape(tf.cond(same_size, lambda: image, resized), [image_size, image_size, 3])
 
 
 def random_target_aus(real_aus: tf.Tensor, noise: float, seed: tf.Tensor) -> tf.Tensor:
@@ -80,14 +131,24 @@ def make_training_dataset(config: DataConfig, input_context: tf.distribute.Input
     `strategy.distribute_datasets_from_function(lambda ctx: make_training_dataset(config, ctx,
     examples))` each input pipeline reads a disjoint shard of the data, and each train_step takes
     one element per replica it feeds (num_replicas_in_sync / num_input_pipelines: one per GPU of
-    its host).
+    its host). Images stay uint8 to the device (a quarter of float32's bytes); the model maps them
+    to [-1, 1] (pixels.uint8_to_model).
+
+    With config.cache_images, the pipeline's images are decoded once, when the stream is built (in
+    parallel; a logged line gives the count, size and time), and held in host memory as one uint8
+    tensor: later epochs read no file and decode nothing. It needs image_size**2 * 3 bytes per
+    image of this pipeline (200,000 faces at 128 px: 9.8 GB; at 32 px: 0.6 GB) and, while it is
+    built, about twice that. TFRecords cache the decoded records of the pipeline's shards (all
+    shards when there are fewer than pipelines). The stream is the same, element for element, with
+    and without the cache, resumed or not, as long as the files that decode stay the same.
 
     Resuming: the stream started at `first_step` is element for element the uninterrupted stream
     from that step's first element on. Epoch e of a pipeline is shuffled by the stateless seed
     (seed, pipeline, e) and element i's flips and targets by (seed, pipeline, i), so no earlier epoch
     is read: (a)/(b) skip at most one epoch of file names, (c) reads (never decodes) the pipeline's
-    records once to count them and then at most one epoch of records. The one exception: a file
-    that stopped decoding after `load_examples` (dropped with a warning) shifts the examples behind it.
+    records once to count them (twice to index them, with the cache) and then at most one epoch of
+    records (none, with the cache). The one exception: a file that stopped decoding after
+    `load_examples` (dropped with a warning) shifts the examples behind it.
 
     Args:
         config: data settings; batch_size is the GLOBAL batch of one critic update.
@@ -96,14 +157,16 @@ def make_training_dataset(config: DataConfig, input_context: tf.distribute.Input
         first_step: the training step to resume from (the number of steps already made).
 
     Returns:
-        A dataset of {"real_image": float32 [B, n_critic, image_size, image_size, 3] in [-1, 1],
+        A dataset of {"real_image": uint8 [B, n_critic, image_size, image_size, 3] in [0, 255],
         "real_aus": float32 [B, n_critic, NUM_AUS] in [0, 1], "target_aus": float32 [B, n_critic,
         NUM_AUS] in [0, 1]} with static shapes, B = batch_size // num_replicas_in_sync (the batch
-        axis comes first so a strategy splits examples, not critic sub-batches).
+        axis comes first so a strategy splits examples, not critic sub-batches). It ends, instead of
+        spinning, at an epoch in which no example decodes (every file turned bad).
 
     Raises:
         ValueError: batch_size not divisible by the number of replicas, fewer training examples
             than input pipelines, or a negative first_step.
+        EmptyDatasetError: (c) this pipeline's shards hold no valid record.
     """
     examples = examples or load_examples(config)
     if first_step < 0:
@@ -123,25 +186,36 @@ def make_training_dataset(config: DataConfig, input_context: tf.distribute.Input
     examples_per_element = batch_size * config.n_critic
     elements_per_step = max(1, input_context.num_replicas_in_sync // pipelines) if input_context is not None else 1
     first_element = first_step * elements_per_step
-    dataset = _training_examples(examples, config, pipeline_seed, (pipelines, pipeline_id),
-                                 first_example=first_element * examples_per_element)
-    dataset = dataset.batch(examples_per_element, drop_remainder=True)
-    dataset = dataset.enumerate(start=first_element)
+    epochs = training_epochs.TrainingEpochs(examples.train, examples.data_format, config, pipeline_seed,
+                                            (pipelines, pipeline_id))
+    first_example = first_element * examples_per_element
+    decode = lambda encoded: preprocess_image_uint8(encoded, config.image_size)  # noqa: E731
+    if config.cache_images:
+        cache = image_cache.ImageCache.decode(epochs, decode)
+        batches = epochs.stream(first_example, cache.row_chunks).rebatch(examples_per_element, drop_remainder=True)
+        lookup = cache.lookup
+    else:
+        chunks = epochs.stream(first_example, lambda seed, skip: epochs.decoded_examples(seed, skip, decode))
+        batches = chunks.rebatch(examples_per_element, drop_remainder=True)
+        lookup = lambda batch: batch  # noqa: E731
 
     def training_element(index, batch):
+        batch = lookup(batch)
         seeds = tf.random.experimental.stateless_split(tf.stack([tf.constant(pipeline_seed, tf.int64), index]), 2)
         real_image = batch["real_image"]
         if config.horizontal_flip:
-            flip = tf.random.stateless_uniform([tf.shape(real_image)[0]], seeds[0]) < 0.5
-            real_image = tf.where(flip[:, None, None, None], tf.reverse(real_image, axis=[2]), real_image)
+            flip = tf.random.stateless_uniform([examples_per_element], seeds[0]) < 0.5
+            real_image = _flipped(real_image, flip)
         target_aus = random_target_aus(batch["real_aus"], config.target_aus_noise, seeds[1])
         # Example i of the element is [i // n_critic, i % n_critic]: x[:, k] is critic update k's batch.
         group = lambda tensor: tf.reshape(tensor, [batch_size, config.n_critic, *tensor.shape[1:]])
         return {"real_image": group(real_image), "real_aus": group(batch["real_aus"]),
                 "target_aus": group(target_aus)}
 
-    dataset = dataset.map(training_element, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    dataset = batches.enumerate(start=first_element).map(
+        training_element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    return dataset.with_options(image_cache.OPTIONS) if config.cache_images else dataset
 
 
 def make_eval_dataset(config: DataConfig, split: str = "test", examples: Examples | None = None,
@@ -219,12 +293,22 @@ def steps_per_epoch(num_examples: int, config: DataConfig) -> int:
     return max(1, num_examples // (config.batch_size * config.n_critic))
 
 
+def _flipped(images: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
+    """images [n, H, W, C] with those where flip (bool [n]) is True mirrored left-right.
+
+    Only the flipped images are reversed, then stitched back in place: several times faster on uint8
+    than a tf.where over the whole batch, which broadcasts the condition (BENCHMARKS.md).
+    """
+    parts = tf.dynamic_partition(images, tf.cast(flip, tf.int32), 2)
+    positions = tf.dynamic_partition(tf.range(tf.shape(images)[0]), tf.cast(flip, tf.int32), 2)
+    return tf.dynamic_stitch(positions, [parts[0], tf.reverse(parts[1], axis=[2])])
+
+
 def _decoded_examples(examples: Examples, split: str, config: DataConfig, shard: tuple[int, int]) -> tf.data.Dataset:
     """One ordered pass over a split as {"real_image" [H, W, 3] in [-1, 1], "real_aus" [17], "id" string []}.
 
     Examples whose file fails to read or decode are dropped with a logged warning (`ignore_errors`),
-    so a file that turned bad after `load_examples` costs one example, not the run. (The training
-    stream, shuffled per epoch, is `_training_examples`.)
+    so a file that turned bad after `load_examples` costs one example, not the run.
     """
     data = examples.split(split)
     pipelines, pipeline_id = shard
@@ -235,146 +319,13 @@ def _decoded_examples(examples: Examples, split: str, config: DataConfig, shard:
             {"path": list(data.image_paths), "real_aus": data.aus, "id": list(data.ids)})
         if pipelines > 1:
             dataset = dataset.shard(pipelines, pipeline_id)
-    return _decoded(dataset, config)
-
-
-def _decoded(files: tf.data.Dataset, config: DataConfig) -> tf.data.Dataset:
-    """Reads ("path") or takes ("encoded_image") each example's image and decodes it, in parallel.
-
-    An element with "end_of_epoch" True (see `_training_examples`) is passed through with a zero image.
-    """
 
     def decode(example):
-        def read_and_decode():
-            # Files are read inside the parallel map so that reads overlap too.
-            encoded = tf.io.read_file(example["path"]) if "path" in example else example["encoded_image"]
-            return preprocess_image(encoded, config.image_size)
+        # Files are read inside the parallel map so that reads overlap too.
+        encoded = tf.io.read_file(example["path"]) if "path" in example else example["encoded_image"]
+        return {"real_image": preprocess_image(encoded, config.image_size), "real_aus": example["real_aus"],
+                "id": example["id"]}
 
-        decoded = {"real_aus": example["real_aus"], "id": example["id"]}
-        if "end_of_epoch" in example:
-            decoded["end_of_epoch"] = example["end_of_epoch"]
-            decoded["real_image"] = tf.cond(
-                example["end_of_epoch"], lambda: tf.zeros([config.image_size, config.image_size, 3]), read_and_decode)
-        else:
-            decoded["real_image"] = read_and_decode()
-        return decoded
-
-    # The warning names the error (e.g. "Unknown image file format"), not the file; load_examples
+    # The warning names the error (e.g. "not a JPEG or PNG image"), not the file; load_examples
     # names it when run again.
-    return files.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=True)
-
-
-def _epoch_seed(pipeline_seed: int, epoch: tf.Tensor) -> tf.Tensor:
-    """int64 [2]: the stateless seed of one pipeline's epoch."""
-    return tf.stack([tf.constant(pipeline_seed, tf.int64), tf.cast(epoch, tf.int64)])
-
-
-def _training_examples(examples: Examples, config: DataConfig, pipeline_seed: int, shard: tuple[int, int],
-                       first_example: int) -> tf.data.Dataset:
-    """One pipeline's infinite stream of decoded training examples, from example `first_example` on.
-
-    Returns {"real_image" [H, W, 3] in [-1, 1], "real_aus" [17], "id" string []}. Epochs are built one
-    by one (`Dataset.range(first_epoch, ...).flat_map`), each shuffled by a seed made of the
-    pipeline's seed and the epoch number, so the stream can start in any epoch without reading the
-    ones before; the skip inside the first epoch happens before decoding. The stream ends (instead of
-    spinning forever) at an epoch in which no file decodes, i.e. all turned bad after load_examples.
-
-    Raises:
-        EmptyDatasetError: (c) this pipeline's shards hold no valid record.
-    """
-    pipelines, pipeline_id = shard
-    if examples.data_format == "tfrecord":
-        epoch_files, count = _training_record_epochs(examples.train.record_paths, config, pipeline_seed, shard)
-        marker = {"encoded_image": "", "real_aus": np.zeros(action_units.NUM_AUS, np.float32), "id": ""}
-    else:
-        split = examples.train
-        table = {"path": tf.constant(split.image_paths[pipeline_id::pipelines]),
-                 "real_aus": tf.constant(split.aus[pipeline_id::pipelines]),
-                 "id": tf.constant(split.ids[pipeline_id::pipelines])}
-        count = int(table["id"].shape[0])
-        marker = {"path": "", "real_aus": np.zeros(action_units.NUM_AUS, np.float32), "id": ""}
-
-        def epoch_files(epoch):
-            # Only indices are shuffled, the whole epoch at once (a file list holds no pixels).
-            order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64),
-                                                             seed=_epoch_seed(pipeline_seed, epoch))
-            return tf.data.Dataset.from_tensor_slices(order).map(
-                lambda index: {key: tf.gather(value, index) for key, value in table.items()})
-
-    first_epoch, offset = divmod(first_example, count)
-    end_of_epoch = tf.data.Dataset.from_tensors({**marker, "end_of_epoch": True})
-
-    def epoch_with_marker(epoch):
-        files = epoch_files(epoch).skip(tf.where(epoch == first_epoch, np.int64(offset), np.int64(0)))
-        return files.map(lambda example: {**example, "end_of_epoch": False}).concatenate(end_of_epoch)
-
-    files = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch_with_marker)
-    return _until_an_empty_epoch(_decoded(files, config))
-
-
-def _until_an_empty_epoch(stream: tf.data.Dataset) -> tf.data.Dataset:
-    """Drops the end-of-epoch markers and ends the stream at a marker that follows no example."""
-
-    def count(decoded_in_epoch, example):
-        end = example["end_of_epoch"]
-        empty_epoch = tf.logical_and(end, tf.equal(decoded_in_epoch, 0))
-        return tf.where(end, np.int64(0), decoded_in_epoch + 1), (empty_epoch, example)
-
-    stream = stream.scan(np.int64(0), count)
-    stream = stream.take_while(lambda empty_epoch, example: tf.logical_not(empty_epoch))
-    stream = stream.filter(lambda empty_epoch, example: tf.logical_not(example["end_of_epoch"]))
-    return stream.map(lambda empty_epoch, example: {key: value for key, value in example.items()
-                                                    if key != "end_of_epoch"})
-
-
-def _training_record_epochs(paths, config: DataConfig, pipeline_seed: int, shard: tuple[int, int]):
-    """(epoch -> that epoch's parsed, valid records for this pipeline, their number per epoch).
-
-    Shards are assigned to pipelines whole when there are at least as many as pipelines, else every
-    pipeline reads all and keeps every pipelines-th valid record. Each epoch shuffles the shard order
-    by the seed (pipeline seed, epoch), reads 16 shards at a time, interleaved, and permutes each
-    window of config.shuffle_buffer consecutive records. The count reads the pipeline's records once
-    (no decoding).
-
-    Notes: a window permutation (a block shuffle), not tf.data's sliding shuffle buffer: a record
-    moves at most one window; the shard order and the interleave of 16 shards mix across windows.
-    """
-    pipelines, pipeline_id = shard
-    paths = list(paths)
-    shard_files = pipelines > 1 and len(paths) >= pipelines
-    if shard_files:
-        paths = paths[pipeline_id::pipelines]
-    path_tensor = tf.constant(paths)
-
-    def valid_records(file_order):
-        records = tf.data.Dataset.from_tensor_slices(tf.gather(path_tensor, file_order)).interleave(
-            tf.data.TFRecordDataset, cycle_length=min(len(paths), 16), num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True)
-        # Unparseable records raise in parse_example and are dropped; bad AU vectors, empty and
-        # non-JPEG/PNG image bytes are filtered (load_examples has already counted and named them).
-        records = records.map(tfrecords.parse_example, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
-        records = records.filter(lambda record: record["valid"] & tfrecords.is_jpeg_or_png(record["encoded_image"]))
-        if pipelines > 1 and not shard_files:
-            records = records.shard(pipelines, pipeline_id)
-        return records.map(lambda record: {key: record[key] for key in ("encoded_image", "real_aus", "id")})
-
-    def epoch_records(epoch):
-        seed = _epoch_seed(pipeline_seed, epoch)
-        order = tf.random.experimental.stateless_shuffle(tf.range(len(paths)), seed=seed)
-
-        # Not Dataset.shuffle: with a tensor seed it fails once a global seed is set (as train() does),
-        # and a Python seed cannot differ per epoch. Each window of shuffle_buffer records is permuted
-        # by the seed (pipeline seed, epoch, window) instead.
-        def permute(window_index, window):
-            window_seed = tf.random.experimental.stateless_fold_in(seed, window_index)
-            permutation = tf.random.experimental.stateless_shuffle(tf.range(tf.shape(window["id"])[0]),
-                                                                   seed=window_seed)
-            return {key: tf.gather(value, permutation) for key, value in window.items()}
-
-        windows = valid_records(order).batch(config.shuffle_buffer).enumerate()
-        return windows.map(permute).unbatch()
-
-    count = int(valid_records(tf.range(len(paths))).reduce(np.int64(0), lambda total, _: total + 1))
-    if not count:
-        raise EmptyDatasetError(f"input pipeline {pipeline_id} of {pipelines} has no valid record in {paths}")
-    return epoch_records, count
+    return dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=True)

@@ -162,7 +162,7 @@ class GANimation(keras.Model):
         # 3. Report every term.
         real_image = data["real_image"]
         if real_image.dtype == tf.uint8:
-            real_image = pixels.uint8_to_model(tf.cast(real_image, tf.float32))
+            real_image = tf.gather(tf.constant(pixels.UINT8_TO_MODEL_TABLE), tf.cast(real_image, tf.int32))
         real_aus, target_aus = data["real_aus"], data["target_aus"]
         n_critic = real_image.shape[1]
         first_update = tf.convert_to_tensor(self.train_steps) * n_critic
