@@ -97,9 +97,10 @@ def test_load_checkpoint_of_other_networks_names_the_checkpoint(tmp_path):
 
 
 def test_checkpoints_keep_the_object_names_earlier_runs_were_saved_with(tmp_path):
-    # Runs written by earlier versions must stay loadable: the four top-level names are the contract.
+    # Runs written by earlier versions must stay loadable: the four network and optimizer names are the
+    # contract; train_steps was added later (a checkpoint without it resumes from the generator's updates).
     gan = ganimation.make_gan(Config(model=TINY_MODEL, data=DataConfig(image_size=32)), total_steps=1, decay_steps=0)
     path = checkpoints.make_manager(gan, tmp_path, keep=1).save(checkpoint_number=1)
     names = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
     assert names == {"generator", "critic", "generator_optimizer", "critic_optimizer", "_CHECKPOINTABLE_OBJECT_GRAPH",
-                     "save_counter"}
+                     "save_counter", "train_steps"}

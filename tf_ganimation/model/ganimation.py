@@ -326,6 +326,13 @@ def current_step(gan: GANimation) -> int:
     return int(gan.train_steps.numpy())
 
 
+def adopt_legacy_step(gan: GANimation) -> None:
+    """After restoring a checkpoint written before `train_steps` existed (it reads as 0): the step is the
+    generator optimizer's update count, as those runs counted it."""
+    if current_step(gan) == 0:
+        gan.train_steps.assign(tf.cast(gan.generator_optimizer.iterations, tf.int64))
+
+
 def make_checkpoint(gan: GANimation) -> tf.train.Checkpoint:
     """Both networks and both optimizers (whose iteration counts are the step), as training saves them.
 

@@ -77,6 +77,7 @@ def load_checkpoint(workdir: os.PathLike, checkpoint: str = "latest"
                                 f"{', '.join(found) or 'no checkpoints yet'}")
     try:
         ganimation.make_checkpoint(gan).restore(path).assert_existing_objects_matched()
+        ganimation.adopt_legacy_step(gan)
     except (ValueError, AssertionError) as error:
         raise ValueError(f"{path} does not hold the networks of {workdir / run_folder.CONFIG_FILE}: "
                          f"{error}") from None

@@ -177,8 +177,8 @@ def train(config: Config, workdir: os.PathLike) -> dict:
     if chief:
         checkpoints.remove_unfinished(checkpoint_dir)
     restored = checkpoints.restore_latest(checkpoint, checkpoint_dir)
-    if restored and ganimation.current_step(gan) == 0:  # written before GANimation.train_steps existed
-        gan.train_steps.assign(gan.generator_optimizer.iterations)
+    if restored:
+        ganimation.adopt_legacy_step(gan)
     step = ganimation.current_step(gan)
     if restored:
         print(f"Resuming from step {step} ({restored})", file=sys.stderr)
