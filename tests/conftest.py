@@ -1,8 +1,12 @@
 """Shared fixtures: tiny networks (32 px, 8 filters) and tiny datasets, so every test runs in seconds on 2 cores."""
 
+import atexit
+import functools
 import os
 import pathlib
 import pickle
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -44,39 +48,83 @@ def shared_photo(name: str) -> np.ndarray:
     return image_files.read_photo(PHOTOS_DIR / name)
 
 
-@pytest.fixture(scope="session")
-def tiny_run_dir(tmp_path_factory) -> pathlib.Path:
-    """A training run's folder with an untrained TINY_MODEL generator and critic (the critic estimates AUs).
+# Built once per test process (functools.cache) and handed to every test that asks: tests only read them.
 
-    Shared by the whole run: tests read it and never write into it.
-    """
+
+@functools.cache
+def _tiny_run_dir() -> pathlib.Path:
     from tf_ganimation.core.config import Config
     from tf_ganimation.model import networks
     from tf_ganimation.runs import run_folder
 
-    path = tmp_path_factory.mktemp("tiny_run")
+    path = pathlib.Path(tempfile.mkdtemp(prefix="tiny_run_"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
     run_folder.save_config(Config(model=TINY_MODEL, data=DataConfig(image_size=TINY_MODEL.image_size)), path)
     networks.build_generator(TINY_MODEL).save_weights(path / run_folder.GENERATOR_WEIGHTS)
     networks.build_critic(TINY_MODEL).save_weights(path / run_folder.CRITIC_WEIGHTS)
     return path
 
 
-@pytest.fixture(scope="session")
-def detector():
-    """One MTCNN face detector for the whole run (building it loads three networks)."""
+@pytest.fixture(scope="module")
+def tiny_run_dir() -> pathlib.Path:
+    """A training run's folder with an untrained TINY_MODEL generator and critic (the critic estimates AUs).
+
+    One for all tests: they read it and never write into it.
+    """
+    return _tiny_run_dir()
+
+
+@functools.cache
+def _detector():
     from tf_ganimation.faces import detection
 
     return detection.FaceDetector()
 
 
-@pytest.fixture(scope="session")
-def astronaut() -> np.ndarray:
+@pytest.fixture(scope="module")
+def detector():
+    """One MTCNN face detector for all tests (building it loads three networks)."""
+    return _detector()
+
+
+@functools.cache
+def _astronaut() -> np.ndarray:
     return shared_photo("astronaut.png")
 
 
-@pytest.fixture(scope="session")
-def astronaut_face(detector, astronaut):
-    return detector.detect(astronaut)[0]
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return _astronaut()
+
+
+@functools.cache
+def _astronaut_face():
+    return _detector().detect(_astronaut())[0]
+
+
+@pytest.fixture(scope="module")
+def astronaut_face():
+    return _astronaut_face()
+
+
+# The first lines of a test script run in a subprocess on two logical CPU devices (they must be set up
+# before TensorFlow starts): a MirroredStrategy over them and a tiny GANimation config, batch 4, n_critic 2.
+TWO_CPU_DEVICES_SCRIPT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+sys.path.insert(0, "tests")
+from conftest import TINY_MODEL, random_batch
+from tf_ganimation.core.config import Config, DataConfig
+from tf_ganimation.model import ganimation
+from tf_ganimation.training import trainer
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+config = Config(model=TINY_MODEL, data=DataConfig(image_size=32, batch_size=4, n_critic=2))
+"""
 
 
 def random_batch(batch_size: int, n_critic: int, image_size: int, seed: int = 0) -> dict:

@@ -9,7 +9,8 @@ TensorFlow's executor dispatches op by op) with get_concrete_function and counts
 of its graph and of every function that graph calls, followed recursively through the function
 library (the per-replica function, while bodies, gradient functions), each function once. "real_ops"
 leaves out the ops that do no arithmetic: Const, Identity, NoOp, Placeholder, _Arg and _Retval.
-Nothing is run, so it takes seconds plus the trace. Results go in BENCHMARKS.md; never asserted.
+The model, batch and n_critic flags are the training flags (tf_ganimation/flags.py), with the paper's
+defaults. Nothing is run, so it takes seconds plus the trace. Results go in BENCHMARKS.md; never asserted.
 """
 
 import collections
@@ -21,18 +22,12 @@ import tensorflow as tf
 from absl import flags
 
 from tf_ganimation import cli
-from tf_ganimation.core.config import Config, DataConfig, ModelConfig
+from tf_ganimation import flags as training_flags
+from tf_ganimation.core.config import Config, DataConfig
 from tf_ganimation.model import ganimation
 from tf_ganimation.training import trainer
 from tf_ganimation.training.strategy import make_strategy
 
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 128, "Side of the square images (paper: 128).")
-_GENERATOR_FILTERS = flags.DEFINE_integer("generator_filters", 64, "Generator filters (paper: 64).")
-_GENERATOR_BLOCKS = flags.DEFINE_integer("generator_residual_blocks", 6, "Generator residual blocks (paper: 6).")
-_CRITIC_FILTERS = flags.DEFINE_integer("critic_filters", 64, "Critic filters (paper: 64).")
-_CRITIC_LAYERS = flags.DEFINE_integer("critic_layers", 6, "Critic layers (paper: 6).")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 25, "Batch of one critic update (paper: 25).")
-_N_CRITIC = flags.DEFINE_integer("n_critic", 5, "Critic updates per train_step (paper: 5).")
 _TOP = flags.DEFINE_integer("top", 15, "Op types listed, most frequent first.")
 
 NOT_REAL = ("Const", "Identity", "NoOp", "Placeholder", "_Arg", "_Retval")
@@ -84,10 +79,9 @@ def _traced_step(gan, strategy, element):
 def main(argv):
     if len(argv) > 1:
         raise cli.UserError(f"unexpected arguments {argv[1:]}: every setting is a --flag")
-    size, batch, n_critic = _IMAGE_SIZE.value, _BATCH_SIZE.value, _N_CRITIC.value
-    model = ModelConfig(image_size=size, generator_filters=_GENERATOR_FILTERS.value,
-                        generator_residual_blocks=_GENERATOR_BLOCKS.value, critic_filters=_CRITIC_FILTERS.value,
-                        critic_layers=_CRITIC_LAYERS.value)
+    settings = training_flags.build_config()  # the model, batch and n_critic flags; float32, no XLA here
+    model, size = settings.model, settings.model.image_size
+    batch, n_critic = settings.data.batch_size, settings.data.n_critic
     config = Config(model=model, data=DataConfig(image_size=size, batch_size=batch, n_critic=n_critic))
     strategy = make_strategy("one_device")
     with strategy.scope():

@@ -29,7 +29,7 @@ from tf_ganimation.runs import loading, run_folder
 from tf_ganimation.synthetic import synthetic_dataset
 from tf_ganimation.training.schedule import make_schedule
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, TWO_CPU_DEVICES_SCRIPT
 
 STEPS = 3
 
@@ -129,21 +129,7 @@ def test_two_workers_end_with_the_weights_of_one_process_on_the_same_global_batc
 
 
 # Runs in a subprocess: logical devices must be configured before TensorFlow starts.
-_NAN_ON_ONE_REPLICA_SCRIPT = """
-import json, sys
-import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import keras
-sys.path.insert(0, "tests")
-from conftest import TINY_MODEL, random_batch
-from tf_ganimation.core.config import Config, DataConfig
-from tf_ganimation.model import ganimation
-from tf_ganimation.training import trainer
-
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-config = Config(model=TINY_MODEL, data=DataConfig(image_size=32, batch_size=4, n_critic=2))
+_NAN_ON_ONE_REPLICA_SCRIPT = TWO_CPU_DEVICES_SCRIPT + """
 with strategy.scope():
     keras.utils.set_random_seed(3)
     gan = ganimation.make_gan(config, total_steps=10, decay_steps=0)

@@ -13,7 +13,7 @@ from tf_ganimation.runs import run_folder
 from tf_ganimation.synthetic import synthetic_dataset
 from tf_ganimation.training import trainer
 
-from conftest import PROJECT_ROOT, TINY_MODEL, scalar_summaries
+from conftest import PROJECT_ROOT, TINY_MODEL, TWO_CPU_DEVICES_SCRIPT, scalar_summaries
 
 
 @pytest.fixture(scope="module")
@@ -158,21 +158,7 @@ def test_a_call_ends_at_the_next_due_step_or_multiple_of_steps_per_execution(syn
 
 
 # Runs in a subprocess: logical devices must be configured before TensorFlow starts.
-_XLA_ON_TWO_DEVICES_SCRIPT = """
-import json, sys
-import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import keras
-sys.path.insert(0, "tests")
-from conftest import TINY_MODEL, random_batch
-from tf_ganimation.core.config import Config, DataConfig
-from tf_ganimation.model import ganimation
-from tf_ganimation.training import trainer
-
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-config = Config(model=TINY_MODEL, data=DataConfig(image_size=32, batch_size=4, n_critic=2))
+_XLA_ON_TWO_DEVICES_SCRIPT = TWO_CPU_DEVICES_SCRIPT + """
 batches = [random_batch(4, 2, 32, seed=seed) for seed in range(2)]
 dataset = tf.data.Dataset.from_tensor_slices({k: np.stack([b[k] for b in batches]) for k in batches[0]}).unbatch()
 results = {}
