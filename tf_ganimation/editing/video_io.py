@@ -16,6 +16,7 @@ PyAV is optional: `pip install -r requirements-video.txt`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fractions
 import importlib
@@ -221,7 +222,8 @@ def read_frames(path: os.PathLike, max_side: int = 0, info: VideoInfo | None = N
         if index == 0:
             raise VideoError(f"{info.path!r} has no video frame (0 frames)")
         step = 1.0 / float(info.frame_rate)
-        if not info.num_frames and info.duration_s and time + step < info.duration_s - max(2 * step, 0.05 * info.duration_s):
+        missing_s = info.duration_s - (time + step)
+        if not info.num_frames and info.duration_s and missing_s > max(2 * step, 0.05 * info.duration_s):
             raise VideoError(f"{info.path!r} is truncated: its frames end at {time + step:.2f} s of the "
                              f"{info.duration_s:.2f} s its header declares")
     finally:
@@ -273,7 +275,8 @@ class VideoWriter:
         self.path, self.like = pathlib.Path(path), like
         suffix = self.path.suffix.lower()
         if suffix not in _CONTAINER_FORMATS:
-            raise ValueError(f"--out {os.fspath(path)!r}: expected a file ending in one of {', '.join(VIDEO_EXTENSIONS)}")
+            raise ValueError(f"--out {os.fspath(path)!r}: expected a file ending in one of "
+                             f"{', '.join(VIDEO_EXTENSIONS)}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.temporary = atomic.temporary_path(self.path)
         self._output = av.open(os.fspath(self.temporary), "w", format=_CONTAINER_FORMATS[suffix])
@@ -354,10 +357,8 @@ class VideoWriter:
         """Closes without writing `path`: the temporary file is removed."""
         if not self._closed:
             self._closed = True
-            try:
+            with contextlib.suppress(Exception):  # the file is discarded either way
                 self._output.close()
-            except Exception:  # noqa: BLE001 - the file is discarded either way
-                pass
             self._close_inputs()
             self.temporary.unlink(missing_ok=True)
 
