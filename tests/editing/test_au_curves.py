@@ -79,7 +79,8 @@ def test_reads_openface_feature_extraction_output(tmp_path):
     for frame, (time, success, au12) in enumerate([(0.0, 1, 0.0), (0.033, 0, 4.0), (0.067, 1, 5.0)], start=1):
         values = [0.0] * 17
         values[AU12] = au12
-        rows.append(", ".join([str(frame), "0", str(time), "0.98", str(success), "0.1"] + [str(v) for v in values] + ["1"]))
+        cells = [str(frame), "0", str(time), "0.98", str(success), "0.1"] + [str(v) for v in values] + ["1"]
+        rows.append(", ".join(cells))
     (tmp_path / "openface.csv").write_text("\n".join(rows) + "\n")
     curve = au_curves.read_csv(tmp_path / "openface.csv")
     np.testing.assert_allclose(curve.times, [0.0, 0.067])
