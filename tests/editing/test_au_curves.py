@@ -116,3 +116,9 @@ def test_smoothing_removes_jitter_and_keeps_a_constant():
     assert np.abs(smoothed - truth).mean() < 0.5 * np.abs(noisy - truth).mean()
     np.testing.assert_allclose(au_curves.smooth(times, np.full([100, 17], 0.3), 0.1), 0.3, atol=1e-6)
     np.testing.assert_array_equal(au_curves.smooth(times, noisy, 0.0), noisy)
+
+
+def test_smoothing_follows_a_steady_ramp_to_the_ends():
+    times = np.array([0.0, 0.1, 0.2, 0.35, 0.4, 0.5])  # uneven spacing
+    ramp = np.stack([0.1 + times, 0.9 - times], axis=1)
+    np.testing.assert_allclose(au_curves.smooth(times, ramp, sigma_s=0.2), ramp, atol=1e-5)

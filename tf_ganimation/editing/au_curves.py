@@ -195,23 +195,34 @@ def write_csv(path: os.PathLike, times, aus, success=None) -> pathlib.Path:
     return atomic.write_text(path, "\n".join(lines) + "\n")
 
 
-def smooth(times, aus, sigma_s: float) -> np.ndarray:
-    """A Gaussian-weighted average over time of an AU track (float [N, 17] at times [N] s): float32 [N, 17].
+def smooth(times, values, sigma_s: float) -> np.ndarray:
+    """A track (AUs, or any float [N, D] at increasing times [N]) smoothed over time: float32 [N, D].
 
-    The weights are exp(-dt^2 / (2 sigma_s^2)) over the samples within 3 sigma_s, normalised at every time,
-    so uneven spacing and the ends of the track need no special case; sigma_s = 0 returns the track.
+    Each sample becomes the value at its time of a straight line fitted by least squares to the samples
+    within 3 sigma_s, weighted by exp(-dt^2 / (2 sigma_s^2)) (a local linear regression). Unlike a plain
+    weighted average, this follows a steady motion exactly, also at the ends of the track, where a
+    centred average lags; uneven spacing needs no special case. sigma_s = 0 returns the track. The result
+    may leave the input's range by a little near a sharp turn: clip AUs to [0, 1] after it.
     """
     times = np.asarray(times, np.float64).reshape(-1)
-    aus = np.asarray(aus, np.float32)
+    values = np.asarray(values, np.float64)
     if not (math.isfinite(sigma_s) and sigma_s >= 0):
         raise ValueError(f"sigma_s={sigma_s!r} is invalid: expected a number >= 0")
     if sigma_s == 0 or times.size < 2:
-        return aus.copy()
-    smoothed = np.empty_like(aus)
+        return values.astype(np.float32)
+    smoothed = np.empty_like(values)
     low = np.searchsorted(times, times - 3 * sigma_s, side="left")
     high = np.searchsorted(times, times + 3 * sigma_s, side="right")
     for index in range(times.size):  # a banded sum: memory stays linear in the track's length
         window = slice(low[index], high[index])
-        weights = np.exp(-0.5 * ((times[window] - times[index]) / sigma_s) ** 2)
-        smoothed[index] = (weights[:, None] * aus[window]).sum(axis=0) / weights.sum()
-    return smoothed
+        offsets = times[window] - times[index]
+        weights = np.exp(-0.5 * (offsets / sigma_s) ** 2)
+        s0, s1, s2 = weights.sum(), (weights * offsets).sum(), (weights * offsets**2).sum()
+        mean = weights @ values[window]
+        slope_term = (weights * offsets) @ values[window]
+        determinant = s0 * s2 - s1 * s1
+        if determinant <= 1e-12 * max(s0 * s2, 1e-300):  # one sample in the window: its value
+            smoothed[index] = mean / s0
+        else:
+            smoothed[index] = (s2 * mean - s1 * slope_term) / determinant
+    return smoothed.astype(np.float32)
