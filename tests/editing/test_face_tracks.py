@@ -30,7 +30,8 @@ def test_two_faces_keep_their_tracks_and_order():
     assert len(timeline.paths) == 2
     for frame in range(5):
         big, small = timeline.faces_at(frame)
-        assert big.box == pytest.approx((100 - frame, 50, 60, 60)) and small.box == pytest.approx((10 + frame, 10, 40, 40))
+        assert big.box == pytest.approx((100 - frame, 50, 60, 60))
+        assert small.box == pytest.approx((10 + frame, 10, 40, 40))
     largest = tracker.timeline(5, faces="largest")
     assert [face.box[2] for face in largest.faces_at(2)] == [60]
 
@@ -45,14 +46,23 @@ def test_skipped_frames_are_interpolated():
     assert timeline.frames_without_faces() == []
 
 
-def test_frames_outside_tracks_have_no_face_and_a_long_gap_splits():
-    tracker = face_tracks.FaceTracker(face_tracks.TrackerConfig(max_gap=3, min_detections=1, smoothing_frames=0))
+def test_frames_where_the_detector_found_nothing_have_no_face():
+    tracker = face_tracks.FaceTracker(face_tracks.TrackerConfig(min_detections=1, smoothing_frames=0))
     for frame in range(12):
-        tracker.update(frame, [_face(10.0, 10.0)] if frame in (2, 3, 4, 9, 10) else [])
+        tracker.update(frame, [_face(10.0, 10.0)] if frame in (2, 3, 4, 6, 9, 10) else [])
     timeline = tracker.timeline(12)
-    assert len(timeline.paths) == 2
-    assert timeline.frames_without_faces() == [0, 1, 5, 6, 7, 8, 11]
-    assert timeline.faces_at(6) == []
+    assert len(timeline.paths) == 3
+    assert timeline.frames_without_faces() == [0, 1, 5, 7, 8, 11]
+    assert timeline.faces_at(5) == []
+
+
+def test_max_missed_bridges_a_missed_detection():
+    tracker = face_tracks.FaceTracker(face_tracks.TrackerConfig(max_missed=1, min_detections=1, smoothing_frames=0))
+    for frame in range(8):
+        tracker.update(frame, [] if frame in (3, 5, 6) else [_face(10.0 + frame, 10.0)])
+    timeline = tracker.timeline(8)
+    assert timeline.frames_without_faces() == [5, 6]  # one miss is bridged, two in a row end the track
+    assert timeline.faces_at(3)[0].box[0] == pytest.approx(13.0)
 
 
 def test_a_one_frame_false_detection_is_dropped():
@@ -91,7 +101,7 @@ def test_frames_must_increase():
     ({"detect_every": 0}, "detect_every=0"),
     ({"min_iou": 0.0}, r"min_iou=0.0 .*\(0, 1\]"),
     ({"smoothing_frames": -1}, "smoothing_frames=-1"),
-    ({"detect_every": 8, "max_gap": 4}, "max_gap=4 is below detect_every=8"),
+    ({"max_missed": -1}, "max_missed=-1"),
 ])
 def test_bad_tracker_config(options, message):
     with pytest.raises(ValueError, match=message):

@@ -38,7 +38,9 @@ class TrackerConfig:
         detect_every: run the detector on every k-th frame (and the last); in between, positions are
             interpolated. 1 detects on every frame.
         min_iou: the least box overlap (intersection over union) that continues a track, in (0, 1].
-        max_gap: the most frames between two detections of one track; a longer gap ends it.
+        max_missed: detector runs in a row that may miss a face without ending its track (its position
+            is interpolated over them). 0: a run that misses the face ends the track, so a frame where
+            the detector ran and found nothing is never edited.
         min_detections: tracks seen fewer times are dropped as false detections (kept when the clip
             had fewer detector runs than this).
         smoothing_frames: sigma of the smoothing over time (au_curves.smooth), in frames (0: none).
@@ -46,22 +48,19 @@ class TrackerConfig:
 
     detect_every: int = 1
     min_iou: float = 0.3
-    max_gap: int = 12
+    max_missed: int = 0
     min_detections: int = 2
     smoothing_frames: float = 2.0
 
     def __post_init__(self):
-        for name in ("detect_every", "max_gap", "min_detections"):
+        for name, least in (("detect_every", 1), ("max_missed", 0), ("min_detections", 1)):
             value = getattr(self, name)
-            if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 1")
+            if not (isinstance(value, int) and value >= least):
+                raise ValueError(f"{name}={value!r} is invalid: expected an integer >= {least}")
         if not (isinstance(self.min_iou, (int, float)) and 0 < self.min_iou <= 1):
             raise ValueError(f"min_iou={self.min_iou!r} is invalid: expected a number in (0, 1]")
         if not (isinstance(self.smoothing_frames, (int, float)) and 0 <= self.smoothing_frames <= 100):
             raise ValueError(f"smoothing_frames={self.smoothing_frames!r} is invalid: expected a number in [0, 100]")
-        if self.max_gap < self.detect_every:
-            raise ValueError(f"max_gap={self.max_gap} is below detect_every={self.detect_every}: every track would "
-                             "end between two detector runs")
 
 
 def face_points(face: detection.Face) -> np.ndarray:
@@ -97,11 +96,13 @@ class Track:
     frames: list[int] = dataclasses.field(default_factory=list)
     points: list[np.ndarray] = dataclasses.field(default_factory=list)
     confidence: list[float] = dataclasses.field(default_factory=list)
+    missed: int = 0
 
     def add(self, frame: int, points: np.ndarray, confidence: float) -> None:
         self.frames.append(frame)
         self.points.append(points)
         self.confidence.append(confidence)
+        self.missed = 0
 
 
 class FaceTracker:
@@ -119,7 +120,7 @@ class FaceTracker:
             raise ValueError(f"frame {frame} after frame {self._last_frame}: frames must increase")
         self._last_frame = frame
         self.detector_runs += 1
-        active = [track for track in self.tracks if frame - track.frames[-1] <= self.config.max_gap]
+        active = [track for track in self.tracks if track.missed <= self.config.max_missed]
         detections = [face_points(face) for face in faces]
         pairs = sorted(((box_iou(track.points[-1][-2:], points[-2:]), track_index, face_index)
                         for track_index, track in enumerate(active) for face_index, points in enumerate(detections)),
@@ -131,6 +132,9 @@ class FaceTracker:
             used_tracks.add(track_index)
             used_faces.add(face_index)
             active[track_index].add(frame, detections[face_index], faces[face_index].confidence)
+        for track_index, track in enumerate(active):
+            if track_index not in used_tracks:
+                track.missed += 1
         for face_index, face in enumerate(faces):
             if face_index not in used_faces:
                 track = Track()
