@@ -84,3 +84,10 @@ def panned(photo: np.ndarray, num_frames: int, size: tuple[int, int], step: tupl
         window = photo[top:top + crop_h, left:left + crop_w]
         frames.append(np.asarray(Image.fromarray(window).resize((width, height), Image.Resampling.BILINEAR)))
     return frames
+
+
+def face_clip(photo: np.ndarray, num_frames: int = 7, blank_at: tuple[int, ...] = (3,),
+              size: tuple[int, int] = (224, 288)) -> list[np.ndarray]:
+    """A panned and zoomed photo, with plain grey frames (no face) at `blank_at`."""
+    frames = panned(photo, num_frames, size, step=(3, 2), zoom=0.01)
+    return [np.full_like(frame, 90) if index in blank_at else frame for index, frame in enumerate(frames)]
