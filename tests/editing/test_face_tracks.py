@@ -36,6 +36,14 @@ def test_two_faces_keep_their_tracks_and_order():
     assert [face.box[2] for face in largest.faces_at(2)] == [60]
 
 
+def test_largest_is_chosen_in_every_frame():
+    tracker = face_tracks.FaceTracker(face_tracks.TrackerConfig(min_detections=1, smoothing_frames=0))
+    for frame in range(4):  # the large face leaves after frame 1; the small one stays
+        tracker.update(frame, [_face(10, 10, 40)] + ([_face(100, 50, 60)] if frame < 2 else []))
+    timeline = tracker.timeline(4, faces="largest")
+    assert [[face.box[2] for face in timeline.faces_at(frame)] for frame in range(4)] == [[60], [60], [40], [40]]
+
+
 def test_skipped_frames_are_interpolated():
     tracker = face_tracks.FaceTracker(face_tracks.TrackerConfig(detect_every=4, smoothing_frames=0))
     for frame in (0, 4, 8):

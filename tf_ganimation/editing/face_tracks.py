@@ -149,7 +149,7 @@ class FaceTracker:
         kept = [track for track in self.tracks if len(track.frames) >= least and track.frames[0] < num_frames]
         paths = [_dense_path(track, num_frames, self.config.smoothing_frames) for track in kept]
         paths.sort(key=lambda path: -path.mean_area)
-        return FaceTimeline(paths[:1] if faces == "largest" else paths, num_frames)
+        return FaceTimeline(paths, num_frames, largest_only=faces == "largest")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,15 +183,24 @@ def _dense_path(track: Track, num_frames: int, sigma: float) -> FacePath:
 
 
 class FaceTimeline:
-    """The faces to edit in each frame of a clip (FaceTracker.timeline)."""
+    """The faces to edit in each frame of a clip (FaceTracker.timeline).
 
-    def __init__(self, paths: list[FacePath], num_frames: int):
-        self.paths, self.num_frames = paths, num_frames
+    Args:
+        paths: the tracks, largest (mean box area) first.
+        num_frames: the clip's length.
+        largest_only: each frame has at most one face, the largest box among the tracks in it.
+    """
+
+    def __init__(self, paths: list[FacePath], num_frames: int, largest_only: bool = False):
+        self.paths, self.num_frames, self.largest_only = paths, num_frames, largest_only
 
     def faces_at(self, frame: int) -> list[detection.Face]:
-        """The faces in `frame`, largest track first; [] when none."""
-        return [points_face(path.points[frame - path.first_frame], path.confidence[frame - path.first_frame])
-                for path in self.paths if path.first_frame <= frame <= path.last_frame]
+        """The faces in `frame`, largest track first (or only the largest face); [] when none."""
+        faces = [points_face(path.points[frame - path.first_frame], path.confidence[frame - path.first_frame])
+                 for path in self.paths if path.first_frame <= frame <= path.last_frame]
+        if self.largest_only and faces:
+            return [max(faces, key=lambda face: face.area)]
+        return faces
 
     def frames_without_faces(self) -> list[int]:
         covered = np.zeros(self.num_frames, bool)
