@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from video_clips import audio_of, face_clip, write_clip
 
 from tf_ganimation.core import image_files
 from tf_ganimation.editing import reenactment, video_edit, video_io
@@ -10,7 +11,6 @@ from tf_ganimation.export import backends
 from tf_ganimation.faces import blending
 
 from conftest import PHOTOS_DIR
-from video_clips import audio_of, face_clip, write_clip
 
 
 @pytest.fixture(scope="module")

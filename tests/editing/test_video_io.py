@@ -153,3 +153,7 @@ def test_unknown_output_extension(tmp_path):
     info = video_io.probe(write_clip(tmp_path / "clip.mp4", _gradient_frames(1)))
     with pytest.raises(ValueError, match=r"out\.avi.*\.mp4"):
         video_io.VideoWriter(tmp_path / "out.avi", info)
+
+
+def test_video_error_is_a_user_error():
+    assert issubclass(video_io.VideoError, ValueError)  # cli.run: one paragraph and exit 2, no traceback
