@@ -112,7 +112,8 @@ def test_scale_face_maps_a_small_copy_back():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"faces": "some"}, "faces='some'"), ({"batch_size": 0}, "batch_size=0"), ({"detection_side": 10}, "detection_side=10"),
+    ({"faces": "some"}, "faces='some'"), ({"batch_size": 0}, "batch_size=0"),
+    ({"detection_side": 10}, "detection_side=10"),
 ])
 def test_bad_config(options, message):
     with pytest.raises(ValueError, match=message):

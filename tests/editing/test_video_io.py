@@ -157,3 +157,12 @@ def test_unknown_output_extension(tmp_path):
 
 def test_video_error_is_a_user_error():
     assert issubclass(video_io.VideoError, ValueError)  # cli.run: one paragraph and exit 2, no traceback
+
+
+def test_write_frames(tmp_path):
+    frames = [np.full([16, 24, 3], value, np.uint8) for value in (10, 200, 90)]
+    path = video_io.write_frames(tmp_path / "c.mp4", iter(frames), fps=12.5)
+    info = video_io.probe(path)
+    assert info.num_frames == 3 and float(info.frame_rate) == 12.5
+    with pytest.raises(ValueError, match="no frame"):
+        video_io.write_frames(tmp_path / "d.mp4", iter([]), fps=10)

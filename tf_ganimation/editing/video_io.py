@@ -375,3 +375,20 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def write_frames(path: os.PathLike, frames: Iterable[np.ndarray], fps: float,
+                 encoder: EncoderConfig = EncoderConfig()) -> pathlib.Path:
+    """Writes upright uint8 [H, W, 3] frames at a constant rate, without audio, atomically; returns the path."""
+    iterator = iter(frames)
+    first = next(iterator, None)
+    if first is None:
+        raise ValueError(f"no frame to write to {os.fspath(path)!r}")
+    rate = fractions.Fraction(fps).limit_denominator(1001)
+    info = VideoInfo(path=os.fspath(path), width=int(first.shape[1]), height=int(first.shape[0]), rotation=0,
+                     frame_rate=rate, time_base=1 / rate, num_frames=0, duration_s=0.0, has_audio=False, codec="")
+    with VideoWriter(path, info, encoder=encoder) as writer:
+        writer.write(first, 0)
+        for index, frame in enumerate(iterator, start=1):
+            writer.write(frame, index)
+    return pathlib.Path(path)
