@@ -1,0 +1,108 @@
+"""Video editing speed and memory: frames/s of a 720p clip with one face, split into its stages.
+
+    python scripts/benchmarks/video.py --model=runs/quickstart --detect_every=1,5,10
+    python scripts/benchmarks/video.py --paper_size --detect_every=10      # paper-size generator, random weights
+    python scripts/benchmarks/video.py --model=runs/quickstart --frames=48,192 --detect_every=5   # memory vs length
+
+Makes a --frames-long 1280x720 clip of the astronaut photo (scaled up, panning and zooming slowly, with
+a tone as audio), then runs the whole --video edit (video_job.run: the detection pass, the batched edit
+pass, encoding) once per --detect_every value, each in a fresh subprocess so that its peak memory (max
+RSS) is its own. Prints a markdown table: frames/s, seconds per frame in decode (both passes),
+detection, edit (crops and the generator), paste-back and encode, and the peak RSS. A benchmark, not a
+test: numbers depend on the machine and on what else runs on it.
+"""
+
+import json
+import pathlib
+import resource
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from absl import flags
+from PIL import Image
+
+from tf_ganimation import cli
+
+_MODEL = flags.DEFINE_string("model", None, "A run folder, SavedModel or .tflite (see scripts/animate.py).")
+_PAPER = flags.DEFINE_bool("paper_size", False, "Use the paper's generator (128 px, 64 filters, 6 blocks), random "
+                           "weights, instead of --model.")
+_FRAMES = flags.DEFINE_list("frames", ["96"], "Clip lengths in frames (25 frames/s).")
+_EVERY = flags.DEFINE_list("detect_every", ["1", "5", "10"], "Detector cadences to compare.")
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Frames per model call.")
+_PHOTO = flags.DEFINE_string(
+    "photo", str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "photos" / "astronaut.png"),
+    "The photo the clip is made of (one face).")
+_CHILD = flags.DEFINE_string("child", None, "Internal: run one measurement on this clip and print its JSON.")
+FLAGS = flags.FLAGS
+
+
+def make_clip(path: pathlib.Path, num_frames: int) -> None:
+    from tf_ganimation.editing import video_io
+
+    photo = Image.open(_PHOTO.value).convert("RGB").resize((1600, 1600), Image.Resampling.BICUBIC)
+    canvas = np.asarray(photo)
+
+    def frames():
+        for index in range(num_frames):
+            left, top = 150 + index % 100, 250 + (index // 2) % 50
+            yield np.ascontiguousarray(canvas[top:top + 720, left:left + 1280])
+
+    video_io.write_frames(path, frames(), fps=25.0, encoder=video_io.EncoderConfig(crf=20))
+
+
+def _paper_model():
+    from tf_ganimation.core.config import ModelConfig
+    from tf_ganimation.model import edit_model, networks
+
+    return edit_model.KerasEditModel(networks.build_generator(ModelConfig()), 128, source="paper-size, random")
+
+
+def child(clip: str) -> dict:
+    from tf_ganimation.editing import video_edit, video_io, video_job
+    from tf_ganimation.export.backends import load_edit_model
+
+    model = _paper_model() if _PAPER.value else load_edit_model(_MODEL.value)
+    every = int(_EVERY.value[0])
+    with tempfile.TemporaryDirectory() as folder:
+        edit = video_edit.VideoEditConfig(tracker=video_job.tracker_config(every, 2.0), batch_size=_BATCH.value,
+                                          encoder=video_io.EncoderConfig())
+        job = video_job.VideoJob(model="unused", video=clip, curve="0s:neutral,1s:happy,2s:surprise",
+                                 out=str(pathlib.Path(folder) / "out.mp4"), edit=edit)
+        summary = video_job.run(job, model=model, stream=None)
+    summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return summary
+
+
+def main(argv):
+    del argv
+    if _CHILD.value:
+        print(json.dumps(child(_CHILD.value)))
+        return
+    if not (_MODEL.value or _PAPER.value):
+        raise cli.UserError("give --model or --paper_size")
+    rows = ["| generator | frames | detect every | frames/s | decode | detection | edit | paste-back | encode | "
+            "peak RSS |", "|---|---|---|---|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as folder:
+        for frames in map(int, _FRAMES.value):
+            clip = pathlib.Path(folder) / f"clip_{frames}.mp4"
+            make_clip(clip, frames)
+            for every in _EVERY.value:
+                command = [sys.executable, __file__, f"--child={clip}", f"--detect_every={every}",
+                           f"--batch_size={_BATCH.value}", f"--photo={_PHOTO.value}"]
+                command += ["--paper_size"] if _PAPER.value else [f"--model={_MODEL.value}"]
+                result = subprocess.run(command, capture_output=True, text=True, check=True)
+                summary = json.loads(result.stdout.strip().splitlines()[-1])
+                per_frame = {name: 1000 * value / summary["frames"] for name, value in summary["stage_seconds"].items()}
+                name = "paper-size" if _PAPER.value else pathlib.Path(_MODEL.value).name
+                rows.append(f"| {name} | {frames} | {every} | {summary['frames_per_second']:.1f} | "
+                            + " | ".join(f"{per_frame[stage]:.1f} ms" for stage in
+                                         ("decode", "detection", "edit", "paste_back", "encode"))
+                            + f" | {summary['peak_rss_mb']:.0f} MB |")
+                print(rows[-1], flush=True)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    cli.run(main)
