@@ -84,6 +84,11 @@ def main(argv):
 def _video_job() -> video_job.VideoJob:
     if not FLAGS.model:
         raise cli.UserError("--model is required (see --help)")
+    photo_only = [name for name in ("gif", "sheet", "start") if getattr(FLAGS, name)]
+    photo_only += ["whole_image"] if FLAGS.whole_image else []
+    if photo_only:
+        raise cli.UserError(f"{', '.join('--' + name for name in photo_only)} apply to photos, not to --video or "
+                            "--driving_video (see --help)")
     edit = video_edit.VideoEditConfig(
         tracker=video_job.tracker_config(FLAGS.detect_every, FLAGS.smoothing_frames), faces=FLAGS.faces,
         batch_size=FLAGS.batch_size, max_pixels=FLAGS.max_video_pixels, encoder=video_io.EncoderConfig(crf=FLAGS.crf))
