@@ -53,6 +53,7 @@ flags.DEFINE_string("au_track_out", "", "Write the AUs estimated on --driving_vi
 flags.DEFINE_bool("overwrite", False, "Replace an existing --out video.")
 flags.DEFINE_integer("batch_size", 8, "Video frames edited per model call.")
 flags.DEFINE_integer("detect_every", 1, "Detect faces on every k-th frame and track them in between.")
+flags.DEFINE_integer("detection_side", 640, "Video frames are scaled to this longer side for face detection.")
 flags.DEFINE_float("smoothing_frames", 2.0, "Smoothing of face positions over time (sigma, frames; 0: none).")
 flags.DEFINE_float("au_smoothing_s", 0.08, "Smoothing of the driving AU track over time (sigma, seconds).")
 flags.DEFINE_integer("max_video_pixels", video_io.MAX_PIXELS, "Refuse clips with larger frames (width x height).")
@@ -91,7 +92,8 @@ def _video_job() -> video_job.VideoJob:
                             "--driving_video (see --help)")
     edit = video_edit.VideoEditConfig(
         tracker=video_job.tracker_config(FLAGS.detect_every, FLAGS.smoothing_frames), faces=FLAGS.faces,
-        batch_size=FLAGS.batch_size, max_pixels=FLAGS.max_video_pixels, encoder=video_io.EncoderConfig(crf=FLAGS.crf))
+        batch_size=FLAGS.batch_size, detection_side=FLAGS.detection_side, max_pixels=FLAGS.max_video_pixels,
+        encoder=video_io.EncoderConfig(crf=FLAGS.crf))
     return video_job.VideoJob(
         model=FLAGS.model, out=FLAGS.out, video=FLAGS.video or "", image=FLAGS.image or "",
         driving_video=FLAGS.driving_video or "", expression=FLAGS.expression, aus=FLAGS.aus, curve=FLAGS.curve,

@@ -3,6 +3,7 @@
     python scripts/benchmarks/video.py --model=runs/quickstart --detect_every=1,5,10
     python scripts/benchmarks/video.py --paper_size --detect_every=10      # paper-size generator, random weights
     python scripts/benchmarks/video.py --model=runs/quickstart --frames=48,192 --detect_every=5   # memory vs length
+    python scripts/benchmarks/video.py --model=runs/quickstart --detect_every=5 --detection_side=640,320
 
 Makes a --frames-long 1280x720 clip of the astronaut photo (scaled up, panning and zooming slowly, with
 a tone as audio), then runs the whole --video edit (video_job.run: the detection pass, the batched edit
@@ -31,6 +32,7 @@ _PAPER = flags.DEFINE_bool("paper_size", False, "Use the paper's generator (128 
 _FRAMES = flags.DEFINE_list("frames", ["96"], "Clip lengths in frames (25 frames/s).")
 _EVERY = flags.DEFINE_list("detect_every", ["1", "5", "10"], "Detector cadences to compare.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Frames per model call.")
+_SIDE = flags.DEFINE_list("detection_side", ["640"], "Longer sides of the detector's copy to compare.")
 _PHOTO = flags.DEFINE_string(
     "photo", str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "photos" / "astronaut.png"),
     "The photo the clip is made of (one face).")
@@ -67,7 +69,7 @@ def child(clip: str) -> dict:
     every = int(_EVERY.value[0])
     with tempfile.TemporaryDirectory() as folder:
         edit = video_edit.VideoEditConfig(tracker=video_job.tracker_config(every, 2.0), batch_size=_BATCH.value,
-                                          encoder=video_io.EncoderConfig())
+                                          detection_side=int(_SIDE.value[0]), encoder=video_io.EncoderConfig())
         job = video_job.VideoJob(model="unused", video=clip, curve="0s:neutral,1s:happy,2s:surprise",
                                  out=str(pathlib.Path(folder) / "out.mp4"), edit=edit)
         summary = video_job.run(job, model=model, stream=None)
@@ -82,21 +84,21 @@ def main(argv):
         return
     if not (_MODEL.value or _PAPER.value):
         raise cli.UserError("give --model or --paper_size")
-    rows = ["| generator | frames | detect every | frames/s | decode | detection | edit | paste-back | encode | "
-            "peak RSS |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| generator | frames | detect every | detection side | frames/s | decode | detection | edit | paste-back "
+            "| encode | peak RSS |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as folder:
         for frames in map(int, _FRAMES.value):
             clip = pathlib.Path(folder) / f"clip_{frames}.mp4"
             make_clip(clip, frames)
-            for every in _EVERY.value:
+            for every, side in [(every, side) for side in _SIDE.value for every in _EVERY.value]:
                 command = [sys.executable, __file__, f"--child={clip}", f"--detect_every={every}",
-                           f"--batch_size={_BATCH.value}", f"--photo={_PHOTO.value}"]
+                           f"--batch_size={_BATCH.value}", f"--photo={_PHOTO.value}", f"--detection_side={side}"]
                 command += ["--paper_size"] if _PAPER.value else [f"--model={_MODEL.value}"]
                 result = subprocess.run(command, capture_output=True, text=True, check=True)
                 summary = json.loads(result.stdout.strip().splitlines()[-1])
                 per_frame = {name: 1000 * value / summary["frames"] for name, value in summary["stage_seconds"].items()}
                 name = "paper-size" if _PAPER.value else pathlib.Path(_MODEL.value).name
-                rows.append(f"| {name} | {frames} | {every} | {summary['frames_per_second']:.1f} | "
+                rows.append(f"| {name} | {frames} | {every} | {side} | {summary['frames_per_second']:.1f} | "
                             + " | ".join(f"{per_frame[stage]:.1f} ms" for stage in
                                          ("decode", "detection", "edit", "paste_back", "encode"))
                             + f" | {summary['peak_rss_mb']:.0f} MB |")
