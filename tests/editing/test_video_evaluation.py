@@ -24,6 +24,13 @@ def test_files_and_figures(result):
     for name in ("driving.mp4", "reenacted.mp4"):
         info = video_io.probe(out / name)
         assert info.num_frames == 10 and (info.width, info.height) == (96, 96) and float(info.frame_rate) == 4.0
+    assert metrics["strip"].shape == (3 * 96, 2 * 96, 3)  # truth, estimated, true AUs; frames 0 and 6
+    for framing in ("aligned_crop", "whole_frame"):
+        _check_figures(metrics[framing])
+    assert metrics["whole_frame"]["frames_without_face"] == 0
+
+
+def _check_figures(metrics):
     l1 = metrics["reenactment_l1"]
     assert len(l1["per_frame"]) == 10 and l1["estimated_aus"] == pytest.approx(np.mean(l1["per_frame"]), abs=1e-3)
     assert l1["identity_baseline"] > 0  # the truth moves away from the neutral photo
@@ -36,7 +43,7 @@ def test_stability_is_measured_where_the_truth_holds(result):
     _, config, metrics = result
     truth = clips.true_aus(np.arange(config.num_frames) / config.fps)
     still = int((np.abs(np.diff(truth, axis=0)).max(axis=1) == 0).sum())
-    stability = metrics["temporal_stability"]
+    stability = metrics["aligned_crop"]["temporal_stability"]
     assert stability["frames"] == still > 0
     assert stability["true_aus"] == pytest.approx(0.0, abs=1e-6)  # constant AUs: the same edit every frame
     assert stability["raw"] >= 0 and stability["smoothed"] >= 0

@@ -13,6 +13,8 @@ and compared with the true rendering of that face with the true AUs of every fra
     share of the error) and for the unedited photo (the identity baseline);
   * temporal_stability: the mean absolute frame-to-frame change of the reenacted frames over the
     frames where the true AUs do not change (the truth's own change there is 0), raw and smoothed.
+Each figure is given for the video pipeline's aligned face crops and for the whole frame as the
+model's input (see evaluate_reenactment).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import pathlib
 import numpy as np
 
 from tf_ganimation.core import action_units, atomic
-from tf_ganimation.editing import reenactment, video_edit, video_io
-from tf_ganimation.editing.editor import Editor
+from tf_ganimation.editing import au_curves, reenactment, video_edit, video_io
+from tf_ganimation.editing.editor import Editor, EditorConfig
 from tf_ganimation.faces import detection
 from tf_ganimation.model.edit_model import EditModel
 from tf_ganimation.synthetic import clips, renderer
@@ -49,9 +51,18 @@ class ClipConfig:
             raise ValueError(f"size={self.size!r} is invalid: expected an integer in [48, {renderer.MAX_SIZE}]")
 
 
-def _faces(seed: int) -> tuple[Identity, Identity]:
+def _faces(seed: int, detector: detection.FaceDetector, size: int) -> tuple[Identity, Identity]:
+    """The driving and the target face: the first two identities drawn from `seed` whose neutral
+    rendering the detector finds (MTCNN misses about one synthetic face in ten)."""
     rng = np.random.default_rng(seed)
-    return sample_identity(rng), sample_identity(rng)
+    found = []
+    for _ in range(50):
+        identity = sample_identity(rng)
+        if detector.detect(renderer.render_face(identity, np.zeros(action_units.NUM_AUS, np.float32), size)):
+            found.append(identity)
+            if len(found) == 2:
+                return found[0], found[1]
+    raise ValueError(f"the detector found fewer than 2 of 50 synthetic faces at {size} px (seed {seed})")
 
 
 def _reenact(editor: Editor, photo: np.ndarray, crops, aus: np.ndarray, batch_size: int = 16) -> np.ndarray:
@@ -73,57 +84,78 @@ def _stability(frames: np.ndarray, still: np.ndarray) -> float:
     return float(changes[still].mean()) if still.any() else float("nan")
 
 
-def evaluate_reenactment(model: EditModel, detector: detection.FaceDetector, out_dir: os.PathLike,
-                         config: ClipConfig = ClipConfig()) -> dict:
-    """Writes the driving clip, the reenacted clip and video_metrics.json into out_dir; returns the metrics.
+def _whole_frame_track(path: os.PathLike, editor: Editor) -> tuple[np.ndarray, np.ndarray]:
+    """The critic's AUs of every decoded frame seen whole (the training framing): times [N] and AUs [N, 17]."""
+    times, aus = [], []
+    for frame in video_io.read_frames(path):
+        crop = editor.find_faces(frame.image)[0].crop
+        times.append(frame.time)
+        aus.append(editor.model.estimate_aus(crop[None] / np.float32(255))[0])
+    return np.asarray(times), np.stack(aus)
 
-    Raises:
-        ValueError: the model has no critic (reenactment.estimate_track), or no face found in the clip.
-    """
-    out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    driver, target = _faces(config.seed)
-    times = np.arange(config.num_frames) / config.fps
-    truth = clips.true_aus(times)
-    driving = video_io.write_frames(out / "driving.mp4", clips.render_clip(driver, truth, times, config.size),
-                                    config.fps, video_io.EncoderConfig(crf=12))
-    editor = Editor(model, detector=detector)
-    track = reenactment.estimate_track(driving, editor, video_edit.VideoEditConfig(batch_size=16))
-    smoothed = track.curve(config.au_smoothing_s).at(track.times)
-    raw = track.curve(0.0).at(track.times)
-    seen = track.seen
-    constant = np.broadcast_to(truth.mean(axis=0), truth.shape)
-    names = action_units.AU_NAMES
+
+def _score(editor: Editor, photo: np.ndarray, times: np.ndarray, raw: np.ndarray, seen: np.ndarray,
+           truth: np.ndarray, truths: np.ndarray, sigma_s: float) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The figures of one framing; also the reenacted frames (smoothed track) and those with the true AUs."""
+    smoothed = np.clip(au_curves.smooth(times[seen], raw[seen], sigma_s), 0.0, 1.0)
+    smoothed = au_curves.AUCurve(times[seen], smoothed, "linear").at(times)
+    raw = au_curves.AUCurve(times[seen], raw[seen], "linear").at(times)
+    crops = editor.find_faces(photo, "the synthetic target face")
+    reenacted, reenacted_raw = _reenact(editor, photo, crops, smoothed), _reenact(editor, photo, crops, raw)
+    oracle = _reenact(editor, photo, crops, truth)
+    still = np.abs(np.diff(truth, axis=0)).max(axis=1) == 0
 
     def errors(estimate):
         per_au = np.abs(estimate[seen] - truth[seen]).mean(axis=0)
-        return {"mean": float(per_au.mean()), "per_au": {name: round(float(value), 4)
-                                                          for name, value in zip(names, per_au)}}
+        return {"mean": float(per_au.mean()),
+                "per_au": {name: round(float(value), 4) for name, value in zip(action_units.AU_NAMES, per_au)}}
 
-    photo = renderer.render_face(target, np.zeros(truth.shape[1], np.float32), config.size)
-    crops = editor.find_faces(photo, "the synthetic target face")
-    truths = np.stack([renderer.render_face(target, aus, config.size) for aus in truth])
-    reenacted = _reenact(editor, photo, crops, smoothed)
-    reenacted_raw = _reenact(editor, photo, crops, raw)
-    oracle = _reenact(editor, photo, crops, truth)
-    still = np.abs(np.diff(truth, axis=0)).max(axis=1) == 0
-    metrics = {
-        "clip": {**dataclasses.asdict(config), "frames_without_face": len(track.missing_frames())},
-        "au_estimation": {"raw": errors(raw), "smoothed": errors(smoothed), "constant_baseline": errors(constant)},
+    figures = {
+        "frames_without_face": int((~seen).sum()),
+        "au_estimation": {"raw": errors(raw), "smoothed": errors(smoothed),
+                          "constant_baseline": errors(np.broadcast_to(truth.mean(axis=0), truth.shape))},
         "reenactment_l1": {
             "estimated_aus": float(_l1(reenacted, truths).mean()),
             "true_aus": float(_l1(oracle, truths).mean()),
             "identity_baseline": float(_l1(np.broadcast_to(photo, truths.shape), truths).mean()),
             "per_frame": [round(float(value), 3) for value in _l1(reenacted, truths)],
         },
-        "temporal_stability": {
-            "frames": int(still.sum()),
-            "smoothed": _stability(reenacted, still), "raw": _stability(reenacted_raw, still),
-            "true_aus": _stability(oracle, still),
-        },
+        "temporal_stability": {"frames": int(still.sum()), "smoothed": _stability(reenacted, still),
+                               "raw": _stability(reenacted_raw, still), "true_aus": _stability(oracle, still)},
     }
-    like = video_io.probe(driving)
-    with video_io.VideoWriter(out / "reenacted.mp4", like) as writer:
+    return figures, reenacted, oracle
+
+
+def evaluate_reenactment(model: EditModel, detector: detection.FaceDetector, out_dir: os.PathLike,
+                         config: ClipConfig = ClipConfig()) -> dict:
+    """Writes the driving clip, the reenacted clip and video_metrics.json into out_dir; returns the metrics.
+
+    Two framings are scored: "aligned_crop", the video pipeline (MTCNN, tracking, the aligned crop of
+    alignment.crop_face, paste-back), and "whole_frame", the whole frame as the model's input (the
+    framing a synthetic training set has; editor whole_image), which shows what the crop costs.
+
+    Raises:
+        ValueError: the model has no critic (reenactment.estimate_track), or no face found in the clip.
+    """
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    driver, target = _faces(config.seed, detector, config.size)
+    times = np.arange(config.num_frames) / config.fps
+    truth = clips.true_aus(times)
+    driving = video_io.write_frames(out / "driving.mp4", clips.render_clip(driver, truth, times, config.size),
+                                    config.fps, video_io.EncoderConfig(crf=12))
+    photo = renderer.render_face(target, np.zeros(truth.shape[1], np.float32), config.size)
+    truths = np.stack([renderer.render_face(target, aus, config.size) for aus in truth])
+    editor = Editor(model, detector=detector)
+    track = reenactment.estimate_track(driving, editor, video_edit.VideoEditConfig(batch_size=16))
+    metrics: dict = {"clip": dataclasses.asdict(config)}
+    metrics["aligned_crop"], reenacted, oracle = _score(editor, photo, track.times, track.aus, track.seen, truth,
+                                                        truths, config.au_smoothing_s)
+    whole = Editor(model, EditorConfig(whole_image=True))
+    whole_times, whole_aus = _whole_frame_track(driving, whole)
+    metrics["whole_frame"] = _score(whole, photo, whole_times, whole_aus, np.ones(len(whole_times), bool), truth,
+                                    truths, config.au_smoothing_s)[0]
+    with video_io.VideoWriter(out / "reenacted.mp4", video_io.probe(driving)) as writer:
         for frame, pts in zip(reenacted, track.pts):
             writer.write(frame, int(pts))
     atomic.write_json(out / "video_metrics.json", metrics, indent=2)
