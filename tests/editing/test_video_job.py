@@ -117,3 +117,28 @@ def test_script_reenacts_a_photo_and_writes_the_track(tmp_path, tiny_run_dir, as
     assert "(frames 2)" in result.stderr  # the warning names the faceless frame
     assert au_curves.read_csv(tmp_path / "track.csv").times.size == 4
     assert video_io.probe(tmp_path / "out.mp4").num_frames == 5
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_nothing_under_the_output_name(tmp_path, tiny_run_dir, astronaut):
+    import signal
+    import time
+
+    write_clip(tmp_path / "in.mp4", face_clip(astronaut, 60, blank_at=()), fps=10)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "animate.py"), f"--model={tiny_run_dir}",
+         f"--video={tmp_path / 'in.mp4'}", "--expression=happy", f"--out={tmp_path / 'out.mp4'}", "--batch_size=1",
+         "--detect_every=20"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(tmp_path.glob(".out.mp4.*.tmp")) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process.poll() is None, "the run ended before it started writing"
+        process.send_signal(signal.SIGKILL)  # no handler, no cleanup: as a crash or an out-of-memory kill
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not (tmp_path / "out.mp4").exists()
+    assert [path.name for path in tmp_path.glob(".out.mp4.*.tmp")]  # the partial file is hidden, not under --out
