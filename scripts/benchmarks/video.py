@@ -4,6 +4,7 @@
     python scripts/benchmarks/video.py --paper_size --detect_every=10      # paper-size generator, random weights
     python scripts/benchmarks/video.py --model=runs/quickstart --frames=48,192 --detect_every=5   # memory vs length
     python scripts/benchmarks/video.py --model=runs/quickstart --detect_every=5 --detection_side=640,320
+    python scripts/benchmarks/video.py --tracking_error --detect_every=1,5,10    # what skipping detections costs
 
 Makes a --frames-long 1280x720 clip of the astronaut photo (scaled up, panning and zooming slowly, with
 a tone as audio), then runs the whole --video edit (video_job.run: the detection pass, the batched edit
@@ -37,6 +38,8 @@ _PHOTO = flags.DEFINE_string(
     "photo", str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "photos" / "astronaut.png"),
     "The photo the clip is made of (one face).")
 _CHILD = flags.DEFINE_string("child", None, "Internal: run one measurement on this clip and print its JSON.")
+_TRACKING = flags.DEFINE_bool("tracking_error", False, "Instead: how far the tracked landmarks of every k-th-frame "
+                              "detection lie from every-frame detection, on a synthetic clip with head motion.")
 FLAGS = flags.FLAGS
 
 
@@ -77,8 +80,42 @@ def child(clip: str) -> dict:
     return summary
 
 
+def tracking_error() -> None:
+    """Landmark distance (in eye distances) between every-frame detection and every k-th, both tracked and smoothed."""
+    from tf_ganimation.editing import video_edit, video_io, video_job
+    from tf_ganimation.faces import detection
+    from tf_ganimation.synthetic import clips
+    from tf_ganimation.synthetic.identity import Identity
+
+    times = np.arange(96) / 24.0
+    motion = clips.HeadMotion(sway=0.08, nod=0.04, turn=8.0, zoom=0.1, period_s=2.0)
+    frames = clips.render_clip(Identity(), clips.true_aus(times), times, size=480, motion=motion)
+    detector = detection.FaceDetector()
+    with tempfile.TemporaryDirectory() as folder:
+        clip = video_io.write_frames(pathlib.Path(folder) / "clip.mp4", frames, fps=24.0)
+        paths = {}
+        for every in map(int, _EVERY.value):
+            config = video_edit.VideoEditConfig(tracker=video_job.tracker_config(every, 2.0))
+            located = video_edit.locate_faces(clip, detector, config)
+            paths[every] = [located.timeline.faces_at(index) for index in range(located.num_frames)]
+    print("| detect every | frames with a face | landmark error (eye distances): mean | max |\n|---|---|---|---|")
+    reference = paths[min(paths)]
+    for every, faces in paths.items():
+        errors = []
+        for base, other in zip(reference, faces):
+            if base and other:
+                eyes = np.subtract(base[0].keypoints["right_eye"], base[0].keypoints["left_eye"])
+                gap = [np.subtract(base[0].keypoints[name], other[0].keypoints[name])
+                       for name in detection.KEYPOINT_NAMES]
+                errors.append(np.linalg.norm(gap, axis=1).mean() / np.linalg.norm(eyes))
+        print(f"| {every} | {sum(map(bool, faces))}/{len(faces)} | {np.mean(errors):.4f} | {np.max(errors):.4f} |")
+
+
 def main(argv):
     del argv
+    if _TRACKING.value:
+        tracking_error()
+        return
     if _CHILD.value:
         print(json.dumps(child(_CHILD.value)))
         return
