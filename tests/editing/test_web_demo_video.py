@@ -50,3 +50,49 @@ def test_the_page_has_the_video_section(tiny_run_dir, videos):
 def test_bad_config(options, message):
     with pytest.raises(ValueError, match=message):
         web_demo_video.VideoDemoConfig(**options)
+
+
+@pytest.mark.slow
+def test_the_video_section_in_a_browser(tmp_path, tiny_run_dir, videos, astronaut):
+    """Upload a clip in headless Chromium, type a curve, press the button, download the edited MP4."""
+    import shutil
+    import urllib.request
+
+    from test_web_demo import CHROMIUM_FLAGS
+
+    from conftest import free_port
+
+    for tool in ("chromium", "chromedriver"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not found: apt-get install chromium chromium-driver")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: " + web_demo._INSTALL)
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    clip = write_clip(tmp_path / "clip.mp4", face_clip(astronaut, 4, blank_at=()), fps=8)
+    config = web_demo.DemoConfig(port=free_port())
+    app = web_demo.build_app(web_demo.DemoEditor(backends.load_edit_model(tiny_run_dir), config), videos=videos)
+    url = web_demo.launch(app, config)
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in CHROMIUM_FLAGS + (f"--user-data-dir={tmp_path / 'chromium'}",):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
+    wait = WebDriverWait(driver, 120, poll_frequency=0.2)
+    try:
+        driver.get(url)
+        header = wait.until(lambda _: driver.find_elements(By.CSS_SELECTOR, "#video-section button"))
+        header[0].click()  # open the accordion
+        wait.until(lambda _: driver.find_elements(By.CSS_SELECTOR, "#video-upload input[type=file]"))
+        driver.find_element(By.CSS_SELECTOR, "#video-upload input[type=file]").send_keys(str(clip))
+        wait.until(lambda _: driver.find_elements(By.CSS_SELECTOR, "#video-upload video"))
+        driver.find_element(By.CSS_SELECTOR, "#video-curve textarea").send_keys("0s:neutral,0.3s:surprise")
+        driver.find_element(By.ID, "video-button").click()
+        wait.until(lambda _: "Edited 4 frames" in driver.find_element(By.ID, "video-status").text)
+        source = wait.until(lambda _: driver.find_element(By.CSS_SELECTOR, "#video-edited video").get_attribute("src"))
+        with urllib.request.urlopen(source, timeout=30) as response:
+            (tmp_path / "downloaded.mp4").write_bytes(response.read())
+        assert video_io.probe(tmp_path / "downloaded.mp4").num_frames == 4
+    finally:
+        driver.quit()
+        app.close()
