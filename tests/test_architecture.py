@@ -32,7 +32,7 @@ DEPENDS_ON = {
     "cli": set(),
     "flags": {"core", "runs"},
 }
-FACADES = {"tf_ganimation", "tf_ganimation._deprecated_paths"}
+FACADES = {"tf_ganimation"}
 
 
 def _module_name(path: pathlib.Path, root: pathlib.Path = PROJECT_ROOT) -> str:

@@ -22,20 +22,16 @@ below it (tests/test_architecture.py checks it):
     training    train(config, workdir): strategy, loop, checkpoints, monitoring, faults
     editing     editing faces in photos: the editor, sheets, animations
     cli, flags  the edge: command-line flags and exit codes
-
-Old flat import paths (tf_ganimation.networks, tf_ganimation.training.train, ...) still work for one
-release, with a DeprecationWarning naming the new path (_deprecated_paths.py).
 """
 
 import importlib
 
-from tf_ganimation import _deprecated_paths
 from tf_ganimation.core import gpu_probe
 
 # Before anything imports TensorFlow: without a GPU driver, no CUDA probe and its cuInit error line.
 gpu_probe.skip_without_driver()
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _PUBLIC = {
     "Config": "tf_ganimation.core.config",
@@ -52,8 +48,6 @@ _PUBLIC = {
     "Editor": "tf_ganimation.editing.editor",
 }
 __all__ = sorted(_PUBLIC)
-
-_deprecated_paths.install()
 
 
 def __getattr__(name: str):

@@ -44,7 +44,8 @@ from tf_ganimation.training import checkpoints
 from tf_ganimation.training.faults import InterruptFlag, NonFiniteGuard
 from tf_ganimation.training.monitor import Probe, TrainingMonitor
 from tf_ganimation.training.schedule import make_schedule
-from tf_ganimation.training.strategy import global_batch_size, make_strategy, steps_per_execution, task_of, uses_xla
+from tf_ganimation.training.strategy import (global_batch_size, make_strategy, mixed_precision, steps_per_execution,
+                                             task_of, uses_xla)
 
 
 def make_step_function(gan: ganimation.GANimation, strategy: tf.distribute.Strategy, jit_compile: bool = False,
@@ -162,8 +163,11 @@ def train(config: Config, workdir: os.PathLike) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_resumable(config, run_dir)
     keras.utils.set_random_seed(config.run.seed)
-    if config.run.mixed_precision != "none":
-        keras.mixed_precision.set_global_policy(config.run.mixed_precision)
+    precision, reason = mixed_precision(config.run)
+    logging.info("Precision %s: %s", "float32" if precision == "none" else precision, reason)
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, mixed_precision=precision))
+    if precision != "none":
+        keras.mixed_precision.set_global_policy(precision)
 
     examples = inventory.load_examples(config.data)  # logs the data summary: usable and skipped examples
     schedule = make_schedule(config, len(examples.train))
@@ -177,8 +181,6 @@ def train(config: Config, workdir: os.PathLike) -> dict:
     if chief:
         checkpoints.remove_unfinished(checkpoint_dir)
     restored = checkpoints.restore_latest(checkpoint, checkpoint_dir)
-    if restored:
-        ganimation.adopt_legacy_step(gan)
     step = ganimation.current_step(gan)
     if restored:
         print(f"Resuming from step {step} ({restored})", file=sys.stderr)
