@@ -44,6 +44,18 @@ def test_video_with_a_curve_csv(tmp_path, clip, model, detector):
     assert video_io.probe(job.out).num_frames == 5 and audio_of(job.out) == audio_of(clip)
 
 
+def test_a_video_driven_by_another_and_the_track_alone(tmp_path, clip, model, detector):
+    job = video_job.VideoJob(model="unused", video=str(clip), driving_video=str(clip), out=str(tmp_path / "out.mp4"))
+    summary = video_job.run(job, model=model, detector=detector, stream=None)
+    assert summary["frames"] == 5 and summary["driving_video"]["frames_without_face"] == 0
+    assert video_io.probe(tmp_path / "out.mp4").num_frames == 5
+    track_only = video_job.VideoJob(model="unused", driving_video=str(clip), au_track_out=str(tmp_path / "t.csv"))
+    summary = video_job.run(track_only, model=model, detector=detector, stream=None)
+    assert summary["written"] == {"au_track_out": str(tmp_path / "t.csv")} and "frames" not in summary
+    curve = au_curves.read_csv(tmp_path / "t.csv")
+    np.testing.assert_allclose(curve.times, np.arange(5) / 10, atol=1e-3)
+
+
 def test_existing_output_needs_overwrite(tmp_path, clip, model, detector):
     (tmp_path / "out.mp4").write_bytes(b"keep me")
     with pytest.raises(FileExistsError, match=r"out\.mp4 exists: pass --overwrite"):
@@ -85,6 +97,7 @@ def test_a_failure_while_editing_leaves_no_output(tmp_path, clip, model, detecto
     ({"image": "photo.png"}, ValueError, "exactly one of --video"),
     ({"out": "out.avi"}, ValueError, r"out\.avi.*\.mp4, \.mov, \.mkv"),
     ({"out": ""}, ValueError, "nothing to write"),
+    ({"out": "", "curve": "", "driving_video": "d.mp4", "au_track_out": "t.csv"}, ValueError, "--video needs --out"),
     ({"au_track_out": "track.txt", "curve": "", "driving_video": "d.mp4"}, ValueError, r"\.csv"),
     ({"fps": 0}, ValueError, "fps=0"),
 ])

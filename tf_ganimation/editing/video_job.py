@@ -73,13 +73,15 @@ class VideoJob:
             raise ValueError("give exactly one of --expression, --aus, --curve (keyframes such as "
                              "0s:neutral,1.5s:happy, or an AU track .csv) and --driving_video; got "
                              f"{', '.join('--' + name for name in sources) or 'none'}")
-        if bool(self.video) == bool(self.image):
-            raise ValueError("give exactly one of --video (a clip whose faces are edited) and --image (a photo "
-                             "animated by --driving_video or --curve)")
-        if self.image and not (self.driving_video or self.curve):
-            raise ValueError("--image makes a video only with --driving_video or --curve (the expressions over time)")
         if not self.out and not (self.driving_video and self.au_track_out):
             raise ValueError("nothing to write: give --out (the video) and/or, with --driving_video, --au_track_out")
+        if self.out and bool(self.video) == bool(self.image):
+            raise ValueError("give exactly one of --video (a clip whose faces are edited) and --image (a photo "
+                             "animated by --driving_video or --curve)")
+        if not self.out and (self.video or self.image):
+            raise ValueError(f"--{'video' if self.video else 'image'} needs --out, the video to write")
+        if self.image and not (self.driving_video or self.curve):
+            raise ValueError("--image makes a video only with --driving_video or --curve (the expressions over time)")
         if self.out:
             if pathlib.Path(self.out).suffix.lower() not in video_io.VIDEO_EXTENSIONS:
                 raise ValueError(f"--out {self.out!r}: expected a file ending in one of "
