@@ -12,6 +12,7 @@ Needs the demo's packages: pip install --no-deps -r requirements-demo.txt (see i
 Exit status: 2 for a user error (no model, two models, a model that does not load), one paragraph.
 """
 
+import importlib.util
 import pathlib
 import sys
 
@@ -20,7 +21,7 @@ from absl import flags
 
 from tf_ganimation import cli
 from tf_ganimation import flags as training_flags
-from tf_ganimation.editing import outputs, web_demo
+from tf_ganimation.editing import outputs, web_demo, web_demo_video
 from tf_ganimation.export.backends import load_edit_model
 from tf_ganimation.runs import run_folder
 from tf_ganimation.synthetic import identity, renderer, synthetic_dataset
@@ -82,7 +83,10 @@ def main(argv):
     if FLAGS.share or FLAGS.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: the demo is reachable from other machines (--host={FLAGS.host}, --share={FLAGS.share})",
               file=sys.stderr)
-    app = web_demo.build_app(demo)
+    videos = None
+    if importlib.util.find_spec("av"):  # the video section needs PyAV (requirements-video.txt)
+        videos = web_demo_video.VideoDemo(demo.model)
+    app = web_demo.build_app(demo, videos=videos)
     print(f"Serving {model_path} at {web_demo.launch(app, config)} (Ctrl+C stops it)", flush=True)
     app.block_thread()
 

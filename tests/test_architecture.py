@@ -28,7 +28,7 @@ DEPENDS_ON = {
     "evaluation": {"core", "model", "data", "synthetic", "runs"},
     "export": {"core", "model", "runs"},
     "training": {"core", "model", "data", "synthetic", "runs", "evaluation"},
-    "editing": {"core", "model", "faces", "runs", "export"},
+    "editing": {"core", "model", "faces", "runs", "export", "synthetic"},
     "cli": set(),
     "flags": {"core", "runs"},
 }
