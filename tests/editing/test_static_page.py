@@ -9,6 +9,8 @@ import base64
 import io
 import json
 import shutil
+import subprocess
+import sys
 import urllib.parse
 
 import numpy as np
@@ -19,7 +21,7 @@ from tf_ganimation.core import action_units
 from tf_ganimation.editing import static_page
 from tf_ganimation.export import litert, tflite
 
-from conftest import tiny_generator
+from conftest import PROJECT_ROOT, tiny_generator
 
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--enable-unsafe-webgpu",
                   "--enable-features=Vulkan", "--use-angle=swiftshader", "--use-webgpu-adapter=swiftshader",
@@ -183,3 +185,18 @@ def test_a_non_image_gets_a_clear_message_and_every_request_stays_on_the_machine
             if request_url.startswith(("http:", "https:", "ws:", "wss:")):
                 hosts.add(urllib.parse.urlsplit(request_url).hostname)
     assert hosts == {"127.0.0.1"}
+
+
+@pytest.mark.slow
+def test_the_script_builds_the_page_and_reports_user_errors(tiny_tflite, tmp_path):
+    if not _installed():
+        pytest.skip(f"LiteRT.js is not installed: run `npm ci` in {static_page.ASSETS_DIR}")
+    script = str(PROJECT_ROOT / "scripts" / "export_web.py")
+    done = subprocess.run([sys.executable, script, f"--tflite={tiny_tflite}", f"--out={tmp_path / 'web'}"],
+                          check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"wrote {tmp_path / 'web'}" in done.stdout and (tmp_path / "web" / "model.tflite").is_file()
+    done = subprocess.run([sys.executable, script, f"--tflite={tmp_path / 'none.tflite'}", f"--out={tmp_path / 'x'}"],
+                          check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "error: " in done.stderr and "none.tflite not found" in done.stderr
+    assert "Traceback" not in done.stderr
