@@ -119,6 +119,12 @@ def build_page(tflite_path: os.PathLike | str, out_dir: os.PathLike | str, gpu_p
 class _Handler(http.server.SimpleHTTPRequestHandler):
     extensions_map: typing.ClassVar[dict] = {**http.server.SimpleHTTPRequestHandler.extensions_map, **_MIME_TYPES}
 
+    def end_headers(self):
+        # Cross-origin isolation: SharedArrayBuffer, so LiteRT.js's wasm runs on several threads.
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
     def log_message(self, format, *args):  # quiet: the page fetches dozens of files
         pass
 

@@ -42,16 +42,21 @@ async function chooseAccelerator() {
 async function loadModel() {
   state.config = await (await fetch("config.json")).json();
   state.precision = params.get("precision") || state.config.gpu_precision;
-  await loadLiteRt(new URL("vendor/litertjs/core/wasm/", location.href).href);
+  // Threads need SharedArrayBuffer, which a cross-origin isolated page has (static_page.serve sends the
+  // COOP/COEP headers); elsewhere LiteRT.js runs on one thread.
+  const wanted = Number(params.get("threads")) || Math.min(navigator.hardwareConcurrency || 1, 4);
+  state.threads = self.crossOriginIsolated ? wanted : 1;
+  await loadLiteRt(new URL("vendor/litertjs/core/wasm/", location.href).href, {threads: state.threads > 1});
   let chosen = await chooseAccelerator();
   const modelUrl = new URL(state.config.model_file, location.href).href;
   try {
-    state.model = await loadAndCompile(modelUrl, {accelerator: chosen.accelerator, gpuOptions: {precision: state.precision}});
+    state.model = await loadAndCompile(modelUrl, {accelerator: chosen.accelerator, gpuOptions: {precision: state.precision},
+                                                  cpuOptions: {numThreads: state.threads}});
   } catch (error) {
     if (chosen.accelerator !== "webgpu" || params.get("accelerator") === "webgpu") throw error;
     console.warn("WebGPU compile failed, using wasm:", error);
     chosen = {accelerator: "wasm", adapter: ""};
-    state.model = await loadAndCompile(modelUrl, {accelerator: "wasm"});
+    state.model = await loadAndCompile(modelUrl, {accelerator: "wasm", cpuOptions: {numThreads: state.threads}});
   }
   state.accelerator = chosen.accelerator;
   state.adapter = chosen.adapter;
@@ -59,7 +64,7 @@ async function loadModel() {
   badge.className = `badge ${state.accelerator}`;
   badge.textContent = state.accelerator === "webgpu"
     ? `LiteRT.js on WebGPU (${state.adapter || "GPU"}, ${state.precision} arithmetic)`
-    : "LiteRT.js on wasm (CPU, XNNPACK)";
+    : `LiteRT.js on wasm (CPU, XNNPACK, ${state.threads} thread${state.threads > 1 ? "s" : ""})`;
 }
 
 async function toHost(tensor) {
