@@ -67,6 +67,9 @@ def main(argv):
           + (f"; {offenders} would run on the CPU (see the JSON)" if offenders else " (the whole graph)"))
     for report in result.gpu_runtime_reports:
         print(f"GPU runtime: {report.summary()}")
+        if report.arithmetic == "float16" and report.problems():
+            print("GPU runtime: float16 arithmetic is not faithful for this model: run the GPU delegate in float32 "
+                  "(GpuOptions(enforce_f32=True); Android setPrecisionLossAllowed(false); LiteRT.js precision fp32)")
     if not result.gpu_runtime_reports and _GPU_RUNTIME.value != "off":
         print(f"GPU runtime: {gpu_runtime.no_device_message()}")
 
