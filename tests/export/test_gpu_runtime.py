@@ -53,11 +53,12 @@ def test_float16_arithmetic_is_really_float16_and_measured(tiny_model):
 def test_every_operator_kind_left_to_the_cpu_is_named(five_dimensional_model):
     report = gpu_runtime.check_model(five_dimensional_model, first_device())
     assert not report.compiled and report.operators_on_cpu == 3
-    assert {offender.op_name for offender in report.cpu_operators} == {"RESHAPE", "MUL", "MEAN"}
+    assert {offender.op_name: offender.indices for offender in report.cpu_operators} == {
+        "RESHAPE": (0,), "MUL": (1,), "MEAN": (2,)}  # every operator, by its index in the graph
     assert any("less than 5" in offender.reason for offender in report.cpu_operators)
     assert report.max_abs_error == {}
     (problem,) = report.problems()
-    assert problem.startswith("3 operator(s) would run on the CPU (") and "RESHAPE" in problem
+    assert problem.startswith("3 operator(s) would run on the CPU (") and "RESHAPE (#0): " in problem
 
 
 def test_verify_raises_for_operators_leaving_the_gpu_unless_allowed(five_dimensional_model):

@@ -45,13 +45,23 @@ _TIMEOUT_S = 600
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeOffender:
-    """An operator kind the GPU delegate leaves to the CPU, with the delegate's reason."""
+    """An operator kind the GPU delegate leaves to the CPU, with the delegate's reason.
+
+    Attributes:
+        op_name: the builtin operator's name ("MUL").
+        reason: the delegate's reason, as it logs it.
+        indices: the positions (main subgraph, from 0) of the operators of that kind: the delegate logs
+            kinds, so these are the candidates, exactly the offenders when their number across kinds
+            equals the report's operators_on_cpu.
+    """
 
     op_name: str
     reason: str
+    indices: tuple[int, ...] = ()
 
     def __str__(self) -> str:
-        return f"{self.op_name}: {self.reason}"
+        where = f" (#{', #'.join(map(str, self.indices))})" if self.indices else ""
+        return f"{self.op_name}{where}: {self.reason}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,10 +213,21 @@ def check_model(model: bytes | os.PathLike | str, device: VulkanDevice, arithmet
                                  timeout_s, seed)
     return GpuRuntimeReport(
         device=device, arithmetic=arithmetic, compiled=bool(run.get("compiled")), crashed=run.get("crashed"),
-        error=run.get("error"), cpu_operators=tuple(RuntimeOffender(*pair) for pair in run["cpu_operators"]),
+        error=run.get("error"), cpu_operators=_offenders(bytes(content), run["cpu_operators"]),
         operators_on_cpu=run["operators_on_cpu"], builder_errors=tuple(run["builder_errors"]),
         fully_accelerated=run.get("fully_accelerated"), max_abs_error=run.get("max_abs_error", {}),
         compile_seconds=run.get("compile_seconds", math.nan), run_seconds=run.get("run_seconds", math.nan))
+
+
+def _offenders(content: bytes, pairs: list) -> tuple[RuntimeOffender, ...]:
+    """(kind, reason) pairs from the delegate's log, with the indices of the operators of each kind."""
+    if not pairs:
+        return ()
+    from tf_ganimation.export import flatbuffer
+
+    names = [operator.name for operator in flatbuffer.read_operators(content)]
+    return tuple(RuntimeOffender(kind, reason, tuple(i for i, name in enumerate(names) if name == kind))
+                 for kind, reason in pairs)
 
 
 def _read_model(path) -> bytes:
