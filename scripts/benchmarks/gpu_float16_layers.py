@@ -13,6 +13,7 @@ An experiment, not a test: docs/experiments/float16_gpu.md records what it found
 
 import pathlib
 
+import flatbuffers
 import numpy as np
 from absl import flags
 from tensorflow.lite.python import schema_py_generated as schema
@@ -34,7 +35,7 @@ def every_tensor_as_output(content: bytes) -> tuple[bytes, list[int]]:
     tensors = [int(op.outputs[0]) for op in subgraph.operators if codes[op.opcodeIndex] != "DEQUANTIZE"]
     subgraph.outputs = np.array(tensors, np.int32)
     model.signatureDefs = []  # the outputs no longer match the `edit` signature
-    builder = __import__("flatbuffers").Builder(len(content) + 1024)
+    builder = flatbuffers.Builder(len(content) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output()), tensors
 

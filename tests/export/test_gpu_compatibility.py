@@ -115,6 +115,11 @@ RECONCILED = {
                      False, False),
     "five_dimensions": (lambda image: tf.reduce_mean(tf.reshape(image, [1, 8, 8, 3, 1]) * 2.0, axis=[1, 2]),
                         [IMAGE], False, False),
+    "strided_slice_shrinking_an_axis": (lambda image: image[:, 0, :, :] * 2.0, [IMAGE], False, False),
+    "batch_unknown_at_conversion": (lambda aus: tf.tile(tf.reshape(aus, tf.stack([tf.shape(aus)[0], 1, 1, 17])),
+                                                        [1, 4, 4, 1]), [tf.TensorSpec([None, 17], tf.float32)],
+                                    False, False),
+    "mean_over_all_axes": (lambda x: tf.reduce_mean(x * 2.0, axis=[1, 2, 3], keepdims=True), [_SPEC_4D], False, True),
     "multiply_by_ones": (lambda aus: tf.reshape(aus, [1, 1, 1, 17]) * tf.ones([1, 4, 4, 17]), [AUS], False, True),
     "mean_over_channels": (lambda x: tf.reduce_mean(x * 2.0, axis=[3], keepdims=True), [_SPEC_4D], False, True),
 }
