@@ -41,14 +41,17 @@ def make_manager(gan: ganimation.GANimation, directory: os.PathLike, keep: int) 
 
 
 def recorded(directory: os.PathLike) -> list[str]:
-    """The checkpoint paths the folder's `checkpoint` state file records, oldest first ([] if none)."""
+    """The checkpoint paths the folder's `checkpoint` state file records, oldest first ([] if none).
+
+    Relative entries come back joined to `directory` already (tf.train.get_checkpoint_state does it).
+    """
     state = tf.train.get_checkpoint_state(os.fspath(directory))
     if state is None:
         return []
     paths = list(state.all_model_checkpoint_paths)
     if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
         paths.append(state.model_checkpoint_path)
-    return [path if os.path.isabs(path) else os.path.join(os.fspath(directory), path) for path in paths]
+    return paths
 
 
 def restore_latest(checkpoint: tf.train.Checkpoint, directory: os.PathLike) -> str | None:
