@@ -27,10 +27,12 @@ import sys
 import tempfile
 import time
 
+from tf_ganimation import cli  # before anything loads TensorFlow: cli readies its start (cli.py)
+
+# isort: split
 import tensorflow as tf
 from absl import flags
 
-from tf_ganimation import cli
 from tf_ganimation.core import atomic
 from tf_ganimation.training import throughput
 

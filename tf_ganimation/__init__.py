@@ -30,10 +30,6 @@ release, with a DeprecationWarning naming the new path (_deprecated_paths.py).
 import importlib
 
 from tf_ganimation import _deprecated_paths
-from tf_ganimation.core import gpu_probe
-
-# Before anything imports TensorFlow: without a GPU driver, no CUDA probe and its cuInit error line.
-gpu_probe.skip_without_driver()
 
 __version__ = "0.2.0"
 
