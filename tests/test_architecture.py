@@ -29,7 +29,7 @@ DEPENDS_ON = {
     "runs": {"core", "model"},
     "evaluation": {"core", "model", "data", "synthetic", "runs"},
     "export": {"core", "model", "runs"},
-    "training": {"core", "model", "data", "synthetic", "runs", "evaluation"},
+    "training": {"core", "model", "data", "runs", "evaluation"},  # rendering faces is the script's (train.py)
     "editing": {"core", "model", "faces", "runs", "export"},
     "cli": {"core"},
     "flags": {"core", "runs"},

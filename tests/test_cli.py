@@ -16,7 +16,10 @@ from tf_ganimation.core import gpu_probe
 
 from conftest import PROJECT_ROOT
 
-SCRIPTS = sorted(path for path in (PROJECT_ROOT / "scripts").rglob("*.py"))
+# The commands: every file of scripts/ with a __main__ block; the others are modules of a script beside them.
+SCRIPTS = sorted(path for path in (PROJECT_ROOT / "scripts").rglob("*.py")
+                 if 'if __name__ == "__main__":' in path.read_text())
+SCRIPT_MODULES = sorted(set((PROJECT_ROOT / "scripts").rglob("*.py")) - set(SCRIPTS))
 
 
 def _run_main(body: str, *args: str) -> subprocess.CompletedProcess:
@@ -146,6 +149,15 @@ def test_every_script_goes_through_cli_run_without_sys_path_edits(script):
     text = script.read_text()
     assert "cli.run(main)" in text, f"{script.name} must end in `cli.run(main)` (one exit-code convention)"
     assert "sys.path" not in text and "app.run(" not in text
+
+
+def test_a_module_in_scripts_is_imported_by_a_script_beside_it():
+    assert SCRIPTS and [path.name for path in SCRIPT_MODULES] == ["throughput.py"]
+    for module in SCRIPT_MODULES:
+        users = [script for script in SCRIPTS if script.parent == module.parent
+                 and module.stem in _imports_in_order(script)]
+        assert users, f"{module.name} has no __main__ block and no script beside it imports it"
+        assert "sys.path" not in module.read_text() and "flags.DEFINE" not in module.read_text()
 
 # absl's log-line format: severity, date, time, thread, file:line] (C++ lines before absl::InitializeLog
 # have the date 0000 and the seconds since 1970).
