@@ -7,8 +7,8 @@ prefetched to the device, so that the input pipeline is not what is measured. `m
 rows in order of importance while a time budget lasts and marks the others skipped; `markdown_table`
 prints them as BENCHMARKS.md's table. The figures are in BENCHMARKS.md.
 
-A module of scripts/gpu_check.py, its only user (`import throughput`: a script's folder is first on
-sys.path), not a command of its own.
+A module of scripts/gpu_check.py, its only user (`import throughput`: Python searches a script's own
+folder first), not a command of its own.
 """
 
 from __future__ import annotations
