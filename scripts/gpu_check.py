@@ -5,7 +5,7 @@
     python scripts/gpu_check.py --tiny --output=/tmp/gpu_check.json  # 32 px, tiny networks: 50-75 s on 2 CPU cores
 
 First images/s of the full train_step (n_critic = 5 critic updates + 1 generator update; batch x
-n_critic images) as training calls it (training/throughput.py), at 128 px with the paper-size networks,
+n_critic images) as training calls it (scripts/throughput.py), at 128 px with the paper-size networks,
 in float32, mixed_bfloat16 and mixed_float16, with and without XLA, at batch 25 and --large_batch,
 most important row first, with the first call's time (trace + compile + run) and the peak GPU memory.
 A row is measured only while it fits in --budget_seconds less --train_seconds and --evaluation_seconds;
@@ -27,12 +27,16 @@ import sys
 import tempfile
 import time
 
+from tf_ganimation import cli  # before anything loads TensorFlow: cli readies its start (cli.py)
+
+# isort: split
 import tensorflow as tf
 from absl import flags
 
-from tf_ganimation import cli
 from tf_ganimation.core import atomic
-from tf_ganimation.training import throughput
+
+# isort: split
+import throughput  # scripts/throughput.py, beside this script
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 FLAGS = flags.FLAGS

@@ -3,6 +3,7 @@
     python scripts/train.py --flagfile=configs/emotionet.flags
     python scripts/train.py --flagfile=configs/quickstart.flags   # synthetic faces, ~15 min on 2 CPU cores
 
+With --synthetic_images=N and no --data_dir folder, N synthetic faces are rendered there first.
 Restarting with the same --workdir resumes from the latest checkpoint. SIGINT/SIGTERM save a
 checkpoint first. See README.md for the data layouts and every flag (`--helpfull`).
 
@@ -16,6 +17,7 @@ import json
 import sys
 
 from tf_ganimation import cli, flags
+from tf_ganimation.synthetic import synthetic_dataset
 from tf_ganimation.training import faults, strategy, trainer
 
 FLAGS = flags.FLAGS
@@ -33,6 +35,7 @@ def main(argv):
     workdir = flags.require_workdir()
     if strategy.is_chief(config.run):  # multi_worker: only the chief writes into the shared workdir
         flags.write_resolved_flags(workdir)
+    synthetic_dataset.render_missing(config.data)  # --synthetic_images: the quick start's faces, when missing
     try:
         result = trainer.train(config, workdir)
     except faults.NonFiniteLossError as error:

@@ -26,11 +26,6 @@ below it (tests/test_architecture.py checks it):
 
 import importlib
 
-from tf_ganimation.core import gpu_probe
-
-# Before anything imports TensorFlow: without a GPU driver, no CUDA probe and its cuInit error line.
-gpu_probe.skip_without_driver()
-
 __version__ = "0.3.0"
 
 _PUBLIC = {

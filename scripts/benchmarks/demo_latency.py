@@ -16,12 +16,14 @@ import pathlib
 import socket
 import time
 
+from tf_ganimation import cli  # before anything loads TensorFlow: cli readies its start (cli.py)
+
+# isort: split
 import keras
 import numpy as np
 from absl import flags
 from gradio_client import Client, handle_file
 
-from tf_ganimation import cli
 from tf_ganimation import flags as training_flags
 from tf_ganimation.core import action_units, pixels
 from tf_ganimation.core.config import ModelConfig

@@ -30,10 +30,12 @@ import statistics
 import tempfile
 import time
 
+from tf_ganimation import cli  # before anything loads TensorFlow: cli readies its start (cli.py)
+
+# isort: split
 import tensorflow as tf
 from absl import flags
 
-from tf_ganimation import cli
 from tf_ganimation import flags as training_flags  # noqa: F401 (defines the data flags)
 from tf_ganimation.core.config import DataConfig
 from tf_ganimation.data import inventory, pipeline, tfrecords

@@ -17,11 +17,13 @@ import collections
 import inspect
 import json
 
+from tf_ganimation import cli  # before anything loads TensorFlow: cli readies its start (cli.py)
+
+# isort: split
 import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from tf_ganimation import cli
 from tf_ganimation import flags as training_flags
 from tf_ganimation.core.config import Config, DataConfig
 from tf_ganimation.model import ganimation

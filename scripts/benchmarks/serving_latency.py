@@ -26,8 +26,10 @@ from absl import flags, logging
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
+from tf_ganimation import cli  # before anything loads TensorFlow: cli readies its start (cli.py)
+
+# isort: split
 from serving.client import GrpcClient, RestClient
-from tf_ganimation import cli
 from tf_ganimation import flags as training_flags
 from tf_ganimation.core import action_units
 from tf_ganimation.core.config import ModelConfig

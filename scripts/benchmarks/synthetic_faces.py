@@ -11,11 +11,13 @@ script: `time python scripts/make_synthetic_dataset.py --out /tmp/syn --num_imag
 import io
 import time
 
+from tf_ganimation import cli  # before anything loads TensorFlow: cli readies its start (cli.py)
+
+# isort: split
 import numpy as np
 from absl import flags
 from PIL import Image
 
-from tf_ganimation import cli
 from tf_ganimation.core import action_units
 from tf_ganimation.synthetic import renderer, synthetic_dataset
 from tf_ganimation.synthetic.identity import sample_identity

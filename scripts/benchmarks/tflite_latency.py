@@ -11,10 +11,12 @@ generator's sizes and --seed are the training flags (tf_ganimation/flags.py).
 
 import tempfile
 
+from tf_ganimation import cli  # before anything loads TensorFlow: cli readies its start (cli.py)
+
+# isort: split
 import tensorflow as tf
 from absl import flags
 
-from tf_ganimation import cli
 from tf_ganimation import flags as training_flags
 from tf_ganimation.core.config import ModelConfig
 from tf_ganimation.export import tflite, tflite_benchmark

@@ -68,7 +68,7 @@ def test_a_device_plugin_or_libtpu_on_the_search_path_counts(folder, tmp_path):
 
 
 def test_importing_the_package_imports_no_tensorflow():
-    # Every entry point imports tf_ganimation before TensorFlow, so the probe is decided in time.
+    # Every script imports tf_ganimation.cli before TensorFlow loads, so the probe is decided in time.
     program = "import sys, tf_ganimation.core.config; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -76,8 +76,9 @@ def test_importing_the_package_imports_no_tensorflow():
 
 
 def test_a_tiny_training_run_prints_no_error_line(tmp_path):
-    # The real log of scripts/train.py: TF_CPP_MIN_LOG_LEVEL removed (CI sets it to 2) so that E lines
-    # show, and the variables this process's own import decided removed, so the run decides afresh.
+    # The real log of scripts/train.py with every TensorFlow line (--verbosity=0): TF_CPP_MIN_LOG_LEVEL
+    # removed (CI sets it to 2), and the variables this process may have decided removed, so the run
+    # decides afresh (cli.prepare_tensorflow).
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     if env.get("TF_ENABLED_DEVICE_TYPES") == gpu_probe.CPU_DEVICE_TYPES:
         del env["TF_ENABLED_DEVICE_TYPES"]
@@ -85,7 +86,8 @@ def test_a_tiny_training_run_prints_no_error_line(tmp_path):
     if no_driver:
         env.pop("CUDA_VISIBLE_DEVICES", None)  # selects nothing on this machine, but would keep the probe
     command = [sys.executable, "scripts/train.py", "--flagfile=configs/smoke.flags", f"--data_dir={tmp_path / 'faces'}",
-               "--synthetic_images=24", "--image_size=16", f"--workdir={tmp_path / 'run'}", "--max_steps=2"]
+               "--synthetic_images=24", "--image_size=16", f"--workdir={tmp_path / 'run'}", "--max_steps=2",
+               "--verbosity=0"]
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stderr.strip().splitlines()[-1])["step"] == 2

@@ -155,3 +155,21 @@ def test_make_synthetic_dataset_script(tmp_path):
     bad = subprocess.run(command[:2] + ["--out", str(tmp_path / "bad"), "--image_size", "8"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "image_size=8" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_render_missing_renders_only_when_asked_and_the_folder_is_missing(tmp_path, capsys):
+    data = DataConfig(data_dir=str(tmp_path / "faces"), image_size=16, synthetic_images=6, seed=3)
+    summary = synthetic_dataset.render_missing(data)
+    assert summary.num_images == 6 and summary.image_size == 16
+    assert f"Rendering 6 synthetic faces into {tmp_path / 'faces'} ..." in capsys.readouterr().err
+    assert len(list((tmp_path / "faces" / "imgs").iterdir())) == 6
+    assert synthetic_dataset.load_identities(data.data_dir).keys() == set(
+        synthetic_dataset.load_split(data.data_dir, "train")[0] + synthetic_dataset.load_split(data.data_dir, "test")[0])
+    # A folder that exists, whatever it holds, is the user's data: left alone.
+    assert synthetic_dataset.render_missing(data) is None
+    (tmp_path / "photos").mkdir()
+    assert synthetic_dataset.render_missing(DataConfig(data_dir=str(tmp_path / "photos"), synthetic_images=6)) is None
+    assert list((tmp_path / "photos").iterdir()) == []
+    # Not asked for: nothing rendered.
+    assert synthetic_dataset.render_missing(DataConfig(data_dir=str(tmp_path / "none"))) is None
+    assert not (tmp_path / "none").exists() and capsys.readouterr().err == ""

@@ -2,7 +2,10 @@
 chosen point of the run, as a power cut would stop it.
 
     TF_GANIMATION_TEST_KILL_AT=step:N python tests/training/killing_train.py <train.py flags>
-        SIGKILL right after train step N, before anything of that step is written;
+        SIGKILL right after the call of the step function that reaches train step N (every step is
+        a call of its own on CPU), before anything due at that step is written: the trainer's loop
+        calls TrainingMonitor.after_call with the call's last step, and after_call writes summaries,
+        samples and checkpoints;
     TF_GANIMATION_TEST_KILL_AT=checkpoint:N python tests/training/killing_train.py <train.py flags>
         SIGKILL after checkpoint N's data and index files are written, before the `checkpoint` state
         file records them (CheckpointWriter.save's write callbacks run just there).
@@ -48,14 +51,14 @@ def install(point: tuple[str, int]) -> None:
 
     kind, number = point
     if kind == "step":
-        after_step = monitor.TrainingMonitor.after_step
+        after_call = monitor.TrainingMonitor.after_call
 
-        def killing_after_step(self, step, *args, **kwargs):
-            if step == number:
+        def killing_after_call(self, step, stopping):
+            if step >= number:
                 kill_self()
-            return after_step(self, step, *args, **kwargs)
+            return after_call(self, step, stopping)
 
-        monitor.TrainingMonitor.after_step = killing_after_step
+        monitor.TrainingMonitor.after_call = killing_after_call
     else:
         save = checkpoints.CheckpointWriter.save
 

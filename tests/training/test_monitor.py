@@ -56,6 +56,12 @@ def _monitor(tmp_path, probe, eval_every=2):
     return monitor.TrainingMonitor(gan, config, schedule, tmp_path, writer, samples, probe)
 
 
+def _one_step_call(training_monitor, step: int, logs: dict, skipped: bool = False) -> None:
+    """What the training loop does for a call of one step."""
+    training_monitor.record(logs, skipped)
+    training_monitor.after_call(step, stopping=False)
+
+
 def test_monitor_runs_the_probe_every_eval_every_steps_and_at_the_end(tmp_path):
     calls = []
 
@@ -65,7 +71,7 @@ def test_monitor_runs_the_probe_every_eval_every_steps_and_at_the_end(tmp_path):
 
     training_monitor = _monitor(tmp_path, probe)
     for step in range(1, 6):
-        training_monitor.after_step(step, {"generator_loss": 1.0}, skipped=False, stopping=False)
+        _one_step_call(training_monitor, step, {"generator_loss": 1.0})
     training_monitor.summary_writer.flush()
     assert len(calls) == 3 and all(generator is training_monitor.gan.generator for generator in calls)
     assert scalar_summaries(tmp_path / "logs")["evaluation/l1_ratio_to_baseline"] == {2: 1.5, 4: 2.5, 5: 3.5}
@@ -77,14 +83,14 @@ def test_a_failing_probe_is_logged_and_training_goes_on(tmp_path, caplog):
 
     training_monitor = _monitor(tmp_path, probe, eval_every=1)
     with caplog.at_level(logging.WARNING):
-        training_monitor.after_step(1, {"generator_loss": 1.0}, skipped=False, stopping=False)
+        _one_step_call(training_monitor, 1, {"generator_loss": 1.0})
     assert "step 1: evaluation failed and was skipped: ValueError: identities.json is unreadable" in caplog.text
 
 
 def test_the_last_step_writes_scalars_samples_and_a_checkpoint(tmp_path):
     training_monitor = _monitor(tmp_path, probe=None)
     for step in range(1, 6):
-        training_monitor.after_step(step, {"generator_loss": float(step)}, skipped=step == 3, stopping=False)
+        _one_step_call(training_monitor, step, {"generator_loss": float(step)}, skipped=step == 3)
     training_monitor.summary_writer.flush()
     # Steps 1-5 less the skipped step 3: the mean of 1, 2, 4 and 5.
     assert scalar_summaries(tmp_path / "logs")["losses/generator_loss"] == {5: 3.0}

@@ -36,16 +36,18 @@ def _tiny_config(data_dir, synthetic_images=0, **run) -> Config:
                                    "mixed_precision": "none", **run}))
 
 
-def test_train_renders_the_synthetic_faces_it_is_asked_for_and_scores_them(tmp_path, capsys):
-    data_dir = tmp_path / "faces"
-    config = _tiny_config(data_dir, synthetic_images=20, max_steps=1, eval_every=1)
+def test_train_scores_a_synthetic_dataset_and_never_renders_one(synthetic_faces, tmp_path, capsys):
+    config = _tiny_config(synthetic_faces, max_steps=1, eval_every=1)
     result = trainer.train(config, tmp_path / "run")
     assert result["step"] == 1 and result["interrupted_by"] == 0
-    assert f"Rendering 20 synthetic faces into {data_dir} ..." in capsys.readouterr().err
-    assert (data_dir / synthetic_dataset.IDENTITIES_FILE).is_file()
     assert sorted(scalar_summaries(tmp_path / "run" / "logs")["evaluation/l1_ratio_to_baseline"]) == [1]
     assert run_folder.load_config(tmp_path / "run") == config
     assert (tmp_path / "run" / run_folder.GENERATOR_WEIGHTS).is_file()
+    # Rendering is the training script's (synthetic_dataset.render_missing): a missing folder is an error here.
+    missing = _tiny_config(tmp_path / "faces", synthetic_images=20, max_steps=1)
+    with pytest.raises(FileNotFoundError, match="faces"):
+        trainer.train(missing, tmp_path / "other_run")
+    assert not (tmp_path / "faces").exists() and "Rendering" not in capsys.readouterr().err
 
 
 def test_eval_every_on_data_that_is_not_synthetic_is_ignored_with_a_message(ganimation_dir, capsys):

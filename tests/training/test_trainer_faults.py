@@ -163,14 +163,22 @@ def test_hard_kills_resume_from_the_last_complete_checkpoint_and_end_with_the_sa
     assert process.returncode == -signal.SIGKILL
     assert [os.path.basename(path) for path in checkpoints.recorded(checkpoint_dir)] == ["ckpt-2"]
 
-    # 2. Killed inside checkpoint 4's save: data and index written, the state file not yet updated.
+    # 2. Killed right after step 4, before anything due at step 4 (its checkpoint, its sample grid) is written.
+    killed = _train(*args, kill_at="step:4")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert "Resuming from step 2" in killed.stderr and "TF_GANIMATION_TEST_KILL_AT=step:4: killing" in killed.stderr
+    assert "step 3/6" in killed.stderr and "step 4/6" not in killed.stderr  # step 3's summary, not step 4's
+    assert not list(checkpoint_dir.glob("ckpt-4*")) and not (run_dir / "samples" / "step_0000004.png").exists()
+    assert [os.path.basename(path) for path in checkpoints.recorded(checkpoint_dir)] == ["ckpt-2"]
+
+    # 3. Killed inside checkpoint 4's save: data and index written, the state file not yet updated.
     killed = _train(*args, kill_at="checkpoint:4")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert "Resuming from step 2" in killed.stderr
     assert (checkpoint_dir / "ckpt-4.index").is_file() and (checkpoint_dir / "ckpt-4.data-00000-of-00001").is_file()
     assert [os.path.basename(path) for path in checkpoints.recorded(checkpoint_dir)] == ["ckpt-2"]
 
-    # 3. The restart resumes from checkpoint 2, never the unrecorded 4, and finishes.
+    # 4. The restart resumes from checkpoint 2, never the unrecorded 4, and finishes.
     finished = _train(*args)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "Removed the files of an interrupted checkpoint save" in finished.stderr

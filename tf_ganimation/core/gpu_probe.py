@@ -24,7 +24,8 @@ included:
   * no TensorFlow device plugin is installed (tensorflow-plugins/, TF_PLUGGABLE_DEVICE_LIBRARY_PATH),
     nor libtpu: their device types would fall outside the allow-list.
 
-Imports nothing of TensorFlow: it must run before TensorFlow does (tf_ganimation/__init__.py).
+Imports nothing of TensorFlow: it must run before TensorFlow does (cli.prepare_tensorflow, when a script
+first imports TensorFlow).
 """
 
 from __future__ import annotations

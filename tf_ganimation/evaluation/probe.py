@@ -1,7 +1,8 @@
 """The in-training probe: ground-truth scores of the generator as it trains, on a synthetic dataset.
 
-`training.train(config, workdir, probe)` calls the probe with the generator every
-config.run.eval_every steps; its scalars go to TensorBoard under evaluation/.
+With RunConfig.eval_every on a synthetic dataset, `training.trainer.train(config, workdir)` makes one
+(`training_probe`) on the chief, and its TrainingMonitor calls it with the generator every eval_every
+steps and at the end; its scalars go to TensorBoard under evaluation/.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from tf_ganimation.synthetic import synthetic_dataset
 
 
 class SyntheticProbe:
-    """Ground-truth scores of a generator while it trains: `train(..., probe=...)` calls it.
+    """Ground-truth scores of a generator while it trains: training.monitor.TrainingMonitor.evaluate calls it.
 
-    `prepare` () -> SyntheticEdits runs at the first call, not at construction: the probe is made
-    before `train` creates its distribution strategy, and MultiWorkerMirroredStrategy must precede
-    every TensorFlow op (reading the test faces is one). Each call edits the rendered faces with the
-    current generator (about 2 s for 128 edits at 64 px on a CPU) and returns the scalars of `score`.
+    `prepare` () -> SyntheticEdits runs at the first call, not at construction: making a probe runs no
+    TensorFlow op and renders no face (reading the test faces is an op, and under multi_worker the
+    distribution strategy must precede every op). Each call edits the rendered faces with the current
+    generator (about 2 s for 128 edits at 64 px on a CPU) and returns the scalars of `score`.
     """
 
     def __init__(self, prepare: Callable[[], SyntheticEdits]):

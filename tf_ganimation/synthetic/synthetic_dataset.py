@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from tf_ganimation.core import action_units, atomic
+from tf_ganimation.core.config import DataConfig
 from tf_ganimation.core.progress import Progress
 from tf_ganimation.data import annotations
 from tf_ganimation.data.layout import AUS_PICKLE, ID_LISTS, IMAGES_FOLDER
@@ -202,6 +203,18 @@ def make_dataset(out_dir: str, num_images: int, image_size: int = 128, seed: int
     return DatasetSummary(out_dir=out_dir, image_size=image_size, num_images=len(jobs),
                           num_identities=num_identities, num_train_images=len(train_ids),
                           num_test_images=len(test_ids), seconds=time.monotonic() - start)
+
+
+def render_missing(data: DataConfig) -> DatasetSummary | None:
+    """Renders DataConfig.synthetic_images faces into data_dir when asked and that folder is missing.
+
+    The training script calls it before training (scripts/train.py), so that training itself never
+    renders. Returns the summary of the dataset rendered, or None when nothing was to do.
+    """
+    if not data.synthetic_images or os.path.isdir(data.data_dir):
+        return None
+    print(f"Rendering {data.synthetic_images} synthetic faces into {data.data_dir} ...", file=sys.stderr)
+    return make_dataset(data.data_dir, data.synthetic_images, data.image_size, seed=data.seed)
 
 
 def load_identities(data_dir: str) -> dict[str, Identity]:

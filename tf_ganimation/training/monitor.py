@@ -47,6 +47,9 @@ def sample_grid(gan: ganimation.GANimation, samples: dict) -> np.ndarray:
 class TrainingMonitor:
     """After each step: TensorBoard scalars, sample grids, evaluation scores, images/s and checkpoints.
 
+    The training loop calls `record` with every step's loss terms, then `after_call` with the last step
+    of each call of its step function.
+
     The chief writes summaries and samples; every worker saves checkpoints (checkpoints.CheckpointWriter).
     Scalars are the mean of each loss term over the finite steps since the previous write.
     """
@@ -64,11 +67,6 @@ class TrainingMonitor:
         self._sums: dict[str, float] = {}
         self._count = 0
         self.images_per_second = 0.0
-
-    def after_step(self, step: int, logs: dict, skipped: bool, stopping: bool) -> None:
-        """`record` then `after_call` for a call of one step."""
-        self.record(logs, skipped)
-        self.after_call(step, stopping)
 
     def record(self, logs: dict, skipped: bool) -> None:
         """Adds one step's loss terms to the next scalars' means; skipped: NonFiniteGuard skipped it."""

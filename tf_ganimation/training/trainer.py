@@ -14,8 +14,10 @@ Faults:
     weights stay finite; the run then stops with `faults.NonFiniteLossError` naming the step and the
     terms, leaving the last checkpoint as it was, unless RunConfig.max_nonfinite_skips allows skipping more.
 
-Distribution: the loop is a small custom one, `strategy.run(gan.train_step)` in a tf.function,
-the same for every strategy (Keras 3.15's fit fails under MultiWorkerMirroredStrategy,
+`train` is `set_up` (strategy, data, networks, the restored checkpoint, the monitor), then `loop`.
+
+Distribution: the loop is a small custom one, `strategy.run` of `gan.update` in a tf.function
+(make_step_function), the same for every strategy (Keras 3.15's fit fails under MultiWorkerMirroredStrategy,
 keras-team/keras#20585). Under multi_worker every worker runs this function with the same config
 and workdir (a folder all of them see); the chief (task 0) writes checkpoints, summaries, samples and
 the final weights, and every worker saves and restores checkpoints (checkpoints.CheckpointWriter).
@@ -29,8 +31,10 @@ import os
 import pathlib
 import signal
 import sys
+from collections.abc import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -39,11 +43,10 @@ from tf_ganimation.data import inventory, pipeline
 from tf_ganimation.evaluation.probe import training_probe
 from tf_ganimation.model import ganimation
 from tf_ganimation.runs import run_folder
-from tf_ganimation.synthetic import synthetic_dataset
 from tf_ganimation.training import checkpoints
 from tf_ganimation.training.faults import InterruptFlag, NonFiniteGuard
 from tf_ganimation.training.monitor import Probe, TrainingMonitor
-from tf_ganimation.training.schedule import make_schedule
+from tf_ganimation.training.schedule import Schedule, make_schedule
 from tf_ganimation.training.strategy import (global_batch_size, make_strategy, mixed_precision, steps_per_execution,
                                              task_of, uses_xla)
 
@@ -115,14 +118,6 @@ def _check_resumable(config: Config, run_dir: pathlib.Path) -> None:
                          f"its config.json): use another --workdir, or the same sizes to resume it")
 
 
-def _render_missing_synthetic_data(config: Config) -> None:
-    """DataConfig.synthetic_images faces rendered into data_dir when asked and the folder is missing."""
-    data = config.data
-    if data.synthetic_images and not os.path.isdir(data.data_dir):
-        print(f"Rendering {data.synthetic_images} synthetic faces into {data.data_dir} ...", file=sys.stderr)
-        synthetic_dataset.make_dataset(data.data_dir, data.synthetic_images, data.image_size, seed=data.seed)
-
-
 def _make_probe(config: Config) -> Probe | None:
     """The chief's evaluation.probe.SyntheticProbe when RunConfig.eval_every asks for one and the data allows it."""
     if not config.run.eval_every:
@@ -134,40 +129,64 @@ def _make_probe(config: Config) -> Probe | None:
     return probe
 
 
-def train(config: Config, workdir: os.PathLike) -> dict:
-    """Trains GANimation on `config.data` into `workdir`, resuming from its latest readable checkpoint.
+def _restore(checkpoint: tf.train.Checkpoint, checkpoint_dir: pathlib.Path, gan: ganimation.GANimation,
+             chief: bool) -> int:
+    """Restores the latest readable checkpoint, if any, after the chief removed an unfinished save; the step."""
+    if chief:
+        checkpoints.remove_unfinished(checkpoint_dir)
+    restored = checkpoints.restore_latest(checkpoint, checkpoint_dir)
+    step = ganimation.current_step(gan)
+    if restored:
+        print(f"Resuming from step {step} ({restored})", file=sys.stderr)
+    return step
 
-    First renders DataConfig.synthetic_images synthetic faces into data_dir when that folder is
-    missing. With RunConfig.eval_every on a synthetic dataset, the chief scores the generator every
-    eval_every steps and at the end (evaluation.probe.training_probe); the scalars go to TensorBoard under
-    evaluation/.
 
-    Returns:
-        {"step": final step, "interrupted_by": signal number or 0, "images_per_second": float,
-         "skipped_steps": steps with a skipped non-finite update, plus every loss term of the last step}.
+def _set_precision(config: Config) -> Config:
+    """RunConfig.mixed_precision resolved (strategy.mixed_precision), logged with its reason and made Keras'
+    global policy; the Config with the resolved value, which config.json records."""
+    precision, reason = mixed_precision(config.run)
+    logging.info("Precision %s: %s", "float32" if precision == "none" else precision, reason)
+    if precision != "none":
+        keras.mixed_precision.set_global_policy(precision)
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, mixed_precision=precision))
 
-    Raises:
-        faults.NonFiniteLossError: see NonFiniteGuard. checkpoints.CheckpointError: no recorded
-            checkpoint is readable.
-        ValueError, FileNotFoundError: a bad config, workdir or dataset (inventory.load_examples).
-    """
-    run_dir = pathlib.Path(workdir)
+
+def _fixed_samples(config: Config, examples) -> dict[str, np.ndarray]:
+    """The sample grid's faces (TrainingMonitor.write_samples): the same at every step and on resuming."""
+    samples = pipeline.fixed_samples(config.data, config.run.num_samples, examples=examples)
+    return {key: value for key, value in samples.items() if key != "id"}
+
+
+@dataclasses.dataclass
+class TrainingRun:
+    """A run ready for its first step, as `set_up` leaves it for `loop`."""
+
+    config: Config  # data.batch_size is the global batch (strategy.global_batch_size)
+    run_dir: pathlib.Path
+    chief: bool
+    schedule: Schedule
+    gan: ganimation.GANimation
+    checkpoint_dir: pathlib.Path
+    dataset: tf.distribute.DistributedDataset  # starts at the restored step's element
+    step_function: Callable  # make_step_function's
+    steps_per_call: int
+    monitor: TrainingMonitor
+    guard: NonFiniteGuard
+
+
+def set_up(config: Config, run_dir: pathlib.Path) -> TrainingRun:
+    """Everything before the first step: strategy, data, networks, the restored checkpoint, the monitor."""
     if config.run.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(config.run.strategy)  # first: MultiWorkerMirroredStrategy precedes every op
     _, task_id, chief = task_of(config.run)
     batch_size = global_batch_size(config.data, strategy.num_replicas_in_sync)
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, batch_size=batch_size))
-    _render_missing_synthetic_data(config)
     probe = _make_probe(config) if chief else None
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_resumable(config, run_dir)
     keras.utils.set_random_seed(config.run.seed)
-    precision, reason = mixed_precision(config.run)
-    logging.info("Precision %s: %s", "float32" if precision == "none" else precision, reason)
-    config = dataclasses.replace(config, run=dataclasses.replace(config.run, mixed_precision=precision))
-    if precision != "none":
-        keras.mixed_precision.set_global_policy(precision)
+    config = _set_precision(config)
 
     examples = inventory.load_examples(config.data)  # logs the data summary: usable and skipped examples
     schedule = make_schedule(config, len(examples.train))
@@ -178,66 +197,92 @@ def train(config: Config, workdir: os.PathLike) -> dict:
         gan = ganimation.make_gan(config, schedule.total_steps, schedule.decay_steps)
     checkpoint = ganimation.make_checkpoint(gan)
     checkpoint_dir = run_dir / run_folder.CHECKPOINT_DIR
-    if chief:
-        checkpoints.remove_unfinished(checkpoint_dir)
-    restored = checkpoints.restore_latest(checkpoint, checkpoint_dir)
-    step = ganimation.current_step(gan)
-    if restored:
-        print(f"Resuming from step {step} ({restored})", file=sys.stderr)
+    step = _restore(checkpoint, checkpoint_dir, gan, chief)
     if chief:
         run_folder.save_config(config, run_dir)
 
     dataset = strategy.distribute_datasets_from_function(
         lambda context: pipeline.make_training_dataset(config.data, context, examples, first_step=step))
-    samples = None
-    if chief:
-        samples = pipeline.fixed_samples(config.data, config.run.num_samples, examples=examples)
-        samples = {key: value for key, value in samples.items() if key != "id"}
     writer = checkpoints.CheckpointWriter(checkpoint, checkpoint_dir, config.run.keep_checkpoints, task_id, chief)
-    monitor = TrainingMonitor(gan, config, schedule, run_dir, writer, samples, probe)
-    guard = NonFiniteGuard(config.run.max_nonfinite_skips)
-    interrupted = InterruptFlag()
-    logs: dict[str, float] = {}
-    # Keras' progress bar with every loss term, on a terminal (logs get absl lines every summary_every steps).
-    progress = keras.utils.Progbar(schedule.final_step, verbose=1 if chief and sys.stdout.isatty() else 0,
-                                   stateful_metrics=None, unit_name="step")
-    if step >= schedule.final_step:
-        logging.info("Nothing to do: the run in %s is at step %d of %d", run_dir, step, schedule.final_step)
+    samples = _fixed_samples(config, examples) if chief else None
     jit_compile, steps_per_call = uses_xla(config.run), steps_per_execution(config.run)
     logging.info("XLA %s, up to %d train_steps per call", "on" if jit_compile else "off", steps_per_call)
+    return TrainingRun(config, run_dir, chief, schedule, gan, checkpoint_dir, dataset,
+                       make_step_function(gan, strategy, jit_compile, steps_per_call), steps_per_call,
+                       TrainingMonitor(gan, config, schedule, run_dir, writer, samples, probe),
+                       NonFiniteGuard(config.run.max_nonfinite_skips))
+
+
+def _call(run: TrainingRun, iterator, interrupted: InterruptFlag, step: int, steps: int):
+    """One call of run.step_function making `steps` train_steps after `step`: (logs, skipped, stop) as numpy."""
+    try:
+        logs, skipped, stop = run.step_function(iterator, tf.constant(bool(interrupted.signal_number)),
+                                                tf.constant(steps, tf.int32))
+    except tf.errors.OutOfRangeError as error:  # pipeline.make_training_dataset ends at an epoch of bad files
+        raise inventory.EmptyDatasetError(
+            f"the training data ran out after step {step}: no image of a whole epoch decoded, so the files "
+            f"in {run.config.data.data_dir} changed after the run checked them; run again to check them anew "
+            f"(the last checkpoint is kept)") from error
+    to_numpy = lambda values: {name: value.numpy() for name, value in values.items()}  # one transfer per call
+    return to_numpy(logs), to_numpy(skipped), float(stop)
+
+
+def loop(run: TrainingRun, interrupted: InterruptFlag) -> tuple[int, dict[str, float]]:
+    """Trains from the restored step to the final one, or until a signal; (the last step, its loss terms).
+
+    Each call makes call_length train_steps; then every step's loss terms go through the non-finite
+    guard to the monitor, which writes what is due at the call's last step.
+    """
+    step, final_step, logs = ganimation.current_step(run.gan), run.schedule.final_step, {}
+    if step >= final_step:
+        logging.info("Nothing to do: the run in %s is at step %d of %d", run.run_dir, step, final_step)
+    # Keras' progress bar with every loss term, on a terminal (logs get absl lines every summary_every steps).
+    progress = keras.utils.Progbar(final_step, verbose=1 if run.chief and sys.stdout.isatty() else 0,
+                                   stateful_metrics=None, unit_name="step")
+    last_checkpoint = lambda: (checkpoints.recorded(run.checkpoint_dir) or [None])[-1]
+    iterator = iter(run.dataset)
+    while step < final_step:
+        steps = call_length(step, run.steps_per_call, run.config, run.schedule)
+        call_logs, call_skipped, stop = _call(run, iterator, interrupted, step, steps)
+        for index in range(steps):
+            logs = {name: float(values[index]) for name, values in call_logs.items()}
+            skipped = {name: float(values[index]) for name, values in call_skipped.items()}
+            run.monitor.record(logs, run.guard.check(step + index + 1, logs, skipped, last_checkpoint))
+        step = ganimation.current_step(run.gan)
+        stopping = stop > 0 and step < final_step
+        run.monitor.after_call(step, stopping)
+        progress.update(step, values=[*logs.items(), ("images/s", run.monitor.images_per_second)])
+        if stopping:
+            break
+    return step, logs
+
+
+def train(config: Config, workdir: os.PathLike) -> dict:
+    """Trains GANimation on `config.data` into `workdir`, resuming from its latest readable checkpoint.
+
+    `config.data.data_dir` must hold a dataset: DataConfig.synthetic_images faces are rendered by the
+    training script before it calls this (synthetic_dataset.render_missing). With RunConfig.eval_every
+    on a synthetic dataset, the chief scores the generator every eval_every steps and at the end
+    (evaluation.probe.training_probe); the scalars go to TensorBoard under evaluation/.
+
+    Returns:
+        {"step": final step, "interrupted_by": signal number or 0, "images_per_second": float,
+         "skipped_steps": steps with a skipped non-finite update, plus every loss term of the last step}.
+
+    Raises:
+        faults.NonFiniteLossError: see NonFiniteGuard. checkpoints.CheckpointError: no recorded
+            checkpoint is readable.
+        ValueError, FileNotFoundError: a bad config, workdir or dataset (inventory.load_examples).
+    """
+    run = set_up(config, pathlib.Path(workdir))
+    interrupted = InterruptFlag()
     with interrupted.installed():
-        step_function = make_step_function(gan, strategy, jit_compile, steps_per_call)
-        iterator = iter(dataset)
-        while step < schedule.final_step:
-            steps = call_length(step, steps_per_call, config, schedule)
-            try:
-                call_logs, call_skipped, stop = step_function(
-                    iterator, tf.constant(bool(interrupted.signal_number)), tf.constant(steps, tf.int32))
-            except tf.errors.OutOfRangeError as error:  # pipeline.make_training_dataset ends at an epoch of bad files
-                raise inventory.EmptyDatasetError(
-                    f"the training data ran out after step {step}: no image of a whole epoch decoded, so the files "
-                    f"in {config.data.data_dir} changed after the run checked them; run again to check them anew "
-                    f"(the last checkpoint is kept)") from error
-            call_logs = {name: value.numpy() for name, value in call_logs.items()}  # one transfer per call
-            call_skipped = {name: value.numpy() for name, value in call_skipped.items()}
-            for index in range(steps):
-                step_logs = {name: float(values[index]) for name, values in call_logs.items()}
-                skipped = guard.check(step + index + 1, step_logs,
-                                      {name: float(values[index]) for name, values in call_skipped.items()},
-                                      lambda: (checkpoints.recorded(checkpoint_dir) or [None])[-1])
-                monitor.record(step_logs, skipped)
-            step = ganimation.current_step(gan)
-            logs = step_logs
-            stopping = float(stop) > 0 and step < schedule.final_step
-            monitor.after_call(step, stopping)
-            progress.update(step, values=[*step_logs.items(), ("images/s", monitor.images_per_second)])
-            if stopping:
-                break
+        step, logs = loop(run, interrupted)
     # A run that reached its final step is complete, signal or not. A signal to another worker stops
     # this one too; it counts as SIGTERM here.
-    interrupted_by = 0 if step >= schedule.final_step else (interrupted.signal_number or int(signal.SIGTERM))
-    if chief and not interrupted_by:
-        gan.generator.save_weights(run_dir / run_folder.GENERATOR_WEIGHTS)
-        gan.critic.save_weights(run_dir / run_folder.CRITIC_WEIGHTS)
-    return {"step": step, "interrupted_by": interrupted_by, "images_per_second": monitor.images_per_second,
-            "skipped_steps": len(guard.skipped_steps), **logs}
+    interrupted_by = 0 if step >= run.schedule.final_step else (interrupted.signal_number or int(signal.SIGTERM))
+    if run.chief and not interrupted_by:
+        run.gan.generator.save_weights(run.run_dir / run_folder.GENERATOR_WEIGHTS)
+        run.gan.critic.save_weights(run.run_dir / run_folder.CRITIC_WEIGHTS)
+    return {"step": step, "interrupted_by": interrupted_by, "images_per_second": run.monitor.images_per_second,
+            "skipped_steps": len(run.guard.skipped_steps), **logs}

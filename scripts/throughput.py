@@ -5,7 +5,10 @@ the GAN as training does (model.ganimation.make_gan inside a one_device strategy
 function training calls (trainer.make_step_function) on one random batch repeated by tf.data and
 prefetched to the device, so that the input pipeline is not what is measured. `measure_rows` runs
 rows in order of importance while a time budget lasts and marks the others skipped; `markdown_table`
-prints them as BENCHMARKS.md's table. scripts/gpu_check.py drives it; the figures are in BENCHMARKS.md.
+prints them as BENCHMARKS.md's table. The figures are in BENCHMARKS.md.
+
+A module of scripts/gpu_check.py, its only user (`import throughput`: Python searches a script's own
+folder first), not a command of its own.
 """
 
 from __future__ import annotations

@@ -1,14 +1,19 @@
+"""Tests for scripts/throughput.py: scripts/gpu_check.py's rows, their timing, budget and table."""
+
 import math
+import os
+import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_ganimation.training import throughput
-from tf_ganimation.training.throughput import ThroughputRow
+from conftest import PROJECT_ROOT, TINY_MODEL
 
-from conftest import TINY_MODEL
+sys.path.insert(0, os.fspath(PROJECT_ROOT / "scripts"))  # as when scripts/gpu_check.py runs
+import throughput  # noqa: E402
+from throughput import ThroughputRow  # noqa: E402
 
 TINY_ROW = ThroughputRow("tiny", "float32", False, batch_size=2, n_critic=2)
 
