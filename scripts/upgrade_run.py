@@ -18,11 +18,13 @@ import os
 import pathlib
 import shutil
 
+from tf_ganimation import cli  # before anything loads TensorFlow: cli readies its start (cli.py)
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_ganimation import cli
 from tf_ganimation.core import atomic
 from tf_ganimation.model import ganimation, layers, networks
 from tf_ganimation.runs import run_folder

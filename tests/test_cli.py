@@ -121,10 +121,10 @@ def _script(script: str, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_an_unknown_flag_exits_2_naming_it_and_the_scripts_flags():
-    result = _script("scripts/animate.py", "--video=x.mp4")
+    result = _script("scripts/animate.py", "--soundtrack=x.mp3")
     assert result.returncode == 2, result.stderr[-3000:]
     message = result.stderr.strip()
-    assert message.startswith("error: unknown flag --video=x.mp4: no flag has a similar name; animate.py's own")
+    assert message.startswith("error: unknown flag --soundtrack=x.mp3: no flag has a similar name; animate.py's own")
     assert "--image" in message and "--gif" in message and "\n\n" not in message
     assert "Traceback" not in result.stderr and "FATAL" not in result.stderr and "Pass --helpshort" not in message
     misspelled = _script("scripts/animate.py", "--imgae=face.jpg")

@@ -13,12 +13,14 @@ An experiment, not a test: docs/experiments/float16_gpu.md records what it found
 
 import pathlib
 
+from tf_ganimation import cli  # before anything loads TensorFlow: cli readies its start (cli.py)
+
+# isort: split
 import flatbuffers
 import numpy as np
 from absl import flags
 from tensorflow.lite.python import schema_py_generated as schema
 
-from tf_ganimation import cli
 from tf_ganimation.export import flatbuffer, litert_gpu_process, tflite, vulkan_devices
 
 _TFLITE = flags.DEFINE_string("tflite", None, "A generator's .tflite (scripts/convert_tflite.py).")

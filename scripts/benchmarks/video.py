@@ -21,11 +21,13 @@ import subprocess
 import sys
 import tempfile
 
+from tf_ganimation import cli  # before anything loads TensorFlow: cli readies its start (cli.py)
+
+# isort: split
 import numpy as np
 from absl import flags
 from PIL import Image
 
-from tf_ganimation import cli
 
 _MODEL = flags.DEFINE_string("model", None, "A run folder, SavedModel or .tflite (see scripts/animate.py).")
 _PAPER = flags.DEFINE_bool("paper_size", False, "Use the paper's generator (128 px, 64 filters, 6 blocks), random "
