@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np

@@ -73,7 +73,7 @@ class LocalServer:
     def rest_url(self) -> str | None:
         return None if self.rest_port is None else f"http://{self.host}:{self.rest_port}"
 
-    def start(self) -> "LocalServer":
+    def start(self) -> LocalServer:
         """Loads the highest version (if any), then starts answering on both ports."""
         self.manager.start()
         self._grpc_server.start()
@@ -89,7 +89,7 @@ class LocalServer:
             self._rest_server.server_close()
         self.manager.stop()
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

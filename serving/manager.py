@@ -19,7 +19,7 @@ import logging
 import os
 import pathlib
 import threading
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import grpc
 import numpy as np
@@ -75,7 +75,7 @@ class ModelManager:
 
     # === Lifecycle ===
 
-    def start(self) -> "ModelManager":
+    def start(self) -> ModelManager:
         """Loads the highest version now (if any), then polls base_path in a background thread."""
         self.poll(initial=True)
         self._thread = threading.Thread(target=self._poll_forever, name=f"{self.model_name}-poller", daemon=True)

@@ -24,7 +24,8 @@ import logging
 import re
 import threading
 import urllib.parse
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import grpc
 import numpy as np

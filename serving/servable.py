@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import grpc
 import numpy as np

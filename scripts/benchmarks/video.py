@@ -28,7 +28,6 @@ import numpy as np
 from absl import flags
 from PIL import Image
 
-
 _MODEL = flags.DEFINE_string("model", None, "A run folder, SavedModel or .tflite (see scripts/animate.py).")
 _PAPER = flags.DEFINE_bool("paper_size", False, "Use the paper's generator (128 px, 64 filters, 6 blocks), random "
                            "weights, instead of --model.")

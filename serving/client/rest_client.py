@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import threading
 import urllib.parse
 
@@ -108,7 +107,7 @@ class RestClient(ServingClient):
                 response = connection.getresponse()
                 payload = response.read()
                 break
-            except socket.timeout:
+            except TimeoutError:
                 self.close()
                 raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED,
                                    f"no answer from {self.url} within {self.timeout_s} s") from None

@@ -9,7 +9,7 @@ both transports.
 from __future__ import annotations
 
 import time
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import grpc
 import numpy as np

@@ -10,7 +10,7 @@ OpenFace reports intensities on the FACS A-E scale as 0..5; GANimation divides b
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

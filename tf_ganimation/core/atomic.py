@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-from typing import Callable
+from collections.abc import Callable
 
 
 def temporary_path(path: os.PathLike) -> pathlib.Path:

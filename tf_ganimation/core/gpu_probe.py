@@ -34,7 +34,7 @@ import glob
 import os
 import site
 import sys
-from typing import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 
 # Any of these means a GPU or TPU driver may answer TensorFlow's probe (globs).
 DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/dxg", "/dev/kfd", "/dev/accel*", "/dev/vfio")

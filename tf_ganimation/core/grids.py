@@ -7,7 +7,7 @@ size. This module lays them out; what goes in the cells is each caller's.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont

@@ -8,7 +8,7 @@ tfrecords.py, so inventory.py can read shards without tfrecords.py importing it 
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -39,7 +39,8 @@ import pathlib
 import pickle
 import sys
 import time
-from typing import Iterable, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 import numpy as np
 from PIL import Image

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import pathlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from tf_ganimation.core import atomic
 

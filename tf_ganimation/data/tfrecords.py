@@ -28,7 +28,7 @@ import glob
 import json
 import math
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf

@@ -21,7 +21,8 @@ import contextlib
 import dataclasses
 import os
 import time
-from typing import Callable, Iterator, TextIO
+from collections.abc import Callable, Iterator
+from typing import TextIO
 
 import numpy as np
 

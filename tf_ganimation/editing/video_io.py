@@ -22,7 +22,7 @@ import fractions
 import importlib
 import os
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 

@@ -7,7 +7,7 @@ reported on the float [0, 255] scale (`metric_pixels`).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from tf_ganimation.core.config import Config
 from tf_ganimation.evaluation.synthetic_edits import SyntheticEdits, render_edits, score_edits

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema

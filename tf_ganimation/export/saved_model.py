@@ -216,7 +216,7 @@ def build_metadata(generator: networks.Generator, image_size: int, model_config:
                             "image_size": {"dtype": "int32", "shape": [-1]}}},
         },
         "tensorflow_version": tf.__version__,
-        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 

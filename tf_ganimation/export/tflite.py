@@ -49,7 +49,7 @@ import functools
 import os
 import pathlib
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf

@@ -13,7 +13,7 @@ import os
 import pathlib
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 

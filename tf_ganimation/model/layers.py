@@ -22,7 +22,7 @@ Notes: layers are written for TensorFlow Lite's GPU delegate as well as for trai
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import layers, ops

@@ -10,7 +10,7 @@ per-example means the same recipe at their batch of 25 is lambda_aus = 160 and l
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 

@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +68,7 @@ def _points(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.stack([x, y], axis=-1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unit_circle(count: int) -> np.ndarray:
     angles = np.linspace(0.0, 2 * np.pi, count, endpoint=False)
     return _points(np.cos(angles), np.sin(angles))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,7 @@ class Identity:
                 for key, value in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "Identity":
+    def from_dict(cls, values: Mapping[str, Any]) -> Identity:
         """The inverse of `to_dict`; raises ValueError naming unknown or missing fields."""
         fields = {field.name: field for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))

@@ -20,7 +20,8 @@ Notes: the faces are illustrations (flat skin, polygon features), not photograph
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter

@@ -7,7 +7,7 @@ import math
 import os
 import pathlib
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import tensorflow as tf

@@ -47,8 +47,14 @@ from tf_ganimation.training import checkpoints
 from tf_ganimation.training.faults import InterruptFlag, NonFiniteGuard
 from tf_ganimation.training.monitor import Probe, TrainingMonitor
 from tf_ganimation.training.schedule import Schedule, make_schedule
-from tf_ganimation.training.strategy import (global_batch_size, make_strategy, mixed_precision, steps_per_execution,
-                                             task_of, uses_xla)
+from tf_ganimation.training.strategy import (
+    global_batch_size,
+    make_strategy,
+    mixed_precision,
+    steps_per_execution,
+    task_of,
+    uses_xla,
+)
 
 
 def make_step_function(gan: ganimation.GANimation, strategy: tf.distribute.Strategy, jit_compile: bool = False,
