@@ -7,7 +7,7 @@
 #
 # scripts/benchmarks/export_step.py writes the bundle and copies this file, run_step.py and
 # pytorch_reference.py into it; device_check.tsv lists the rows (kind, setting, batch, precision, cap
-# in seconds). A row starts only if its cap fits in what is left of the budget, and runs under
+# in seconds, pytorch_reference.py's size flags). A row starts only if its cap fits in what is left of the budget, and runs under
 # `timeout` with that cap, so the whole check ends within the budget. Needs numpy and jax/jaxlib for
 # the JAX rows and torch for the PyTorch rows (rows whose package is missing are recorded as skipped).
 set -u
@@ -28,7 +28,7 @@ record() {  # record KIND SETTING BATCH PRECISION STATUS [JSON]
         "$1" "$2" "$3" "$4" "$5" "$json" >> "$RESULTS"
 }
 
-while IFS=$'\t' read -r kind setting batch precision cap image_size n_critic; do
+while IFS=$'\t' read -r kind setting batch precision cap size_flags; do
     [[ -z "$kind" || "$kind" == \#* ]] && continue
     left=$((BUDGET - (SECONDS - started)))
     if ((cap > left)); then
@@ -41,13 +41,14 @@ while IFS=$'\t' read -r kind setting batch precision cap image_size n_critic; do
             command=("$PYTHON" run_step.py "$setting" --program=loop --warmup=2 --repeats=5) ;;
         torch|torch_compile)
             ((has_torch)) || { record "$kind" "$setting" "$batch" "$precision" "skipped: no torch"; continue; }
-            command=("$PYTHON" pytorch_reference.py --image_size="$image_size" --batch_size="$batch"
-                     --n_critic="$n_critic" --precision="$precision" --train_step_only --warmup=1 --repeats=3)
+            read -ra sizes <<< "$size_flags"
+            command=("$PYTHON" pytorch_reference.py "${sizes[@]}" --batch_size="$batch" --precision="$precision"
+                     --train_step_only --warmup=1 --repeats=3)
             [[ "$kind" == torch_compile ]] && command+=(--compile) ;;
         *) record "$kind" "$setting" "$batch" "$precision" "skipped: unknown kind"; continue ;;
     esac
     echo "[$((SECONDS - started)) s] $kind $setting (cap ${cap} s): ${command[*]}" >&2
-    output=$(timeout -k 10 "$cap" "${command[@]}" 2> "$RESULTS.$kind.$setting.log")
+    output=$(timeout -k 10 "$cap" "${command[@]}" < /dev/null 2> "$RESULTS.$kind.$setting.log")
     status=$?
     json=$(printf '%s\n' "$output" | grep '^{' | tail -1)
     if ((status == 124 || status == 137)); then

@@ -68,7 +68,7 @@ def settings_from_flags() -> list[step_bundle.StepSetting]:
 
 def device_check_rows(settings: list[step_bundle.StepSetting]) -> list[tuple]:
     """device_check.tsv's rows: per batch, each precision's JAX row then its PyTorch row; last, torch.compile
-    at the first batch. (kind, setting, batch, precision, cap seconds, image size, n_critic)."""
+    at the first batch. (kind, setting, batch, precision, cap seconds, pytorch_reference.py's size flags)."""
     first_batch = settings[0].config.data.batch_size
     rows, compiled = [], []
     for setting in settings:
@@ -77,7 +77,10 @@ def device_check_rows(settings: list[step_bundle.StepSetting]) -> list[tuple]:
         small = data.batch_size == first_batch
         for kind in ("jax", "torch") + (("torch_compile",) if small else ()):
             cap = TINY_ROW_CAP if FLAGS.tiny else ROW_CAPS[(kind, small)]
-            row = (kind, setting.name, data.batch_size, precision, cap, setting.config.model.image_size, data.n_critic)
+            model = setting.config.model
+            size_flags = " ".join(f"--{name}={getattr(model, name)}" for name in (
+                "image_size", "generator_filters", "generator_residual_blocks", "critic_filters", "critic_layers"))
+            row = (kind, setting.name, data.batch_size, precision, cap, f"{size_flags} --n_critic={data.n_critic}")
             (compiled if kind == "torch_compile" else rows).append(row)
     return rows + compiled
 
@@ -102,7 +105,7 @@ def main(argv):
     for name in ("pytorch_reference.py", "device_check.sh"):
         atomic.write_with(root / name, lambda path, name=name: shutil.copy(SCRIPTS / name, path))
     rows = ["\t".join(str(field) for field in row) for row in device_check_rows(settings)]
-    atomic.write_text(root / "device_check.tsv", "# kind\tsetting\tbatch\tprecision\tcap_s\timage_size\tn_critic\n"
+    atomic.write_text(root / "device_check.tsv", "# kind\tsetting\tbatch\tprecision\tcap_s\tsize_flags\n"
                       + "\n".join(rows) + "\n")
     total = sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
     print(json.dumps({"bundle": str(root), "bytes": total, "settings": exported,

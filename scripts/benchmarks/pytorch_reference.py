@@ -33,7 +33,7 @@ import time
 NUM_AUS = 17
 
 
-def _networks(torch, image_size):
+def _networks(torch, args):
     nn = torch.nn
 
     def conv_norm_relu(conv, channels):
@@ -76,13 +76,14 @@ def _networks(torch, image_size):
                 channels = filters * 2**i
             self.trunk = nn.Sequential(*trunk)
             self.realism = nn.Conv2d(channels, 1, 3, 1, 1, bias=False)
-            self.aus = nn.Conv2d(channels, NUM_AUS, image_size // 2**layers, bias=False)
+            self.aus = nn.Conv2d(channels, NUM_AUS, args.image_size // 2**layers, bias=False)
 
         def forward(self, image):
             features = self.trunk(image)
             return self.realism(features), self.aus(features).flatten(1)
 
-    return Generator(), Critic()
+    return (Generator(args.generator_filters, args.generator_residual_blocks),
+            Critic(args.critic_filters, args.critic_layers))
 
 
 def _median_seconds(function, repeats, warmup, synchronize=lambda: None):
@@ -104,6 +105,10 @@ def _arguments(argv):
     for name, default, text in [("image_size", 128, "Side of the square images (paper: 128)."),
                                 ("batch_size", 25, "Images per critic update (paper: 25)."),
                                 ("n_critic", 5, "Critic updates per generator update (paper: 5)."),
+                                ("generator_filters", 64, "Channels of the generator's first convolution (paper: 64)."),
+                                ("generator_residual_blocks", 6, "Residual blocks in the generator (paper: 6)."),
+                                ("critic_filters", 64, "Channels of the critic's first convolution (paper: 64)."),
+                                ("critic_layers", 6, "Stride-2 convolutions in the critic (paper: 6)."),
                                 ("repeats", 5, "Timed runs per measurement (the median is reported)."),
                                 ("warmup", 1, "Untimed runs before timing."),
                                 ("threads", 2, "torch.set_num_threads (CPU).")]:
@@ -125,7 +130,7 @@ def main(argv=None):
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     on_cuda = device.type == "cuda"
     synchronize = torch.cuda.synchronize if on_cuda else (lambda: None)
-    generator, critic = (network.to(device) for network in _networks(torch, args.image_size))
+    generator, critic = (network.to(device) for network in _networks(torch, args))
     generator_optimizer = torch.optim.Adam(generator.parameters(), 1e-4, betas=(0.5, 0.999))
     critic_optimizer = torch.optim.Adam(critic.parameters(), 1e-4, betas=(0.5, 0.999))
     if args.compile:
@@ -216,6 +221,8 @@ def main(argv=None):
     else:
         result["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["settings"] = {"image_size": size, "batch_size": batch, "n_critic": args.n_critic, "repeats": repeats,
+                          **{name: getattr(args, name) for name in ("generator_filters", "generator_residual_blocks",
+                                                                    "critic_filters", "critic_layers")},
                           "precision": args.precision, "compile": args.compile, "device": str(device),
                           "device_name": torch.cuda.get_device_name(device) if on_cuda else "cpu",
                           "threads": torch.get_num_threads(), "torch": torch.__version__}

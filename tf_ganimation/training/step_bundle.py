@@ -140,9 +140,13 @@ def initializer_spec(initializer, value: np.ndarray) -> dict:
 def _named_variables(gan) -> list[tuple[str, object]]:
     """(name, variable) for both networks' weights, both optimizers' variables and the GAN's own."""
     named = [(variable.path, variable) for variable in gan.generator.weights + gan.critic.weights]
+    # By role, not by the optimizer's own name, which Keras numbers by how many were made in the process.
     for role in ("generator_optimizer", "critic_optimizer"):
-        named += [(f"{role}/{variable.path}", variable) for variable in getattr(gan, role).variables]
+        named += [(f"{role}/{variable.name}", variable) for variable in getattr(gan, role).variables]
     named += [(f"gan/{value.name.split(':')[0]}", value) for value in vars(gan).values() if isinstance(value, tf.Variable)]
+    names = [name for name, _ in named]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two variables share a name: {sorted({name for name in names if names.count(name) > 1})}")
     return named
 
 
