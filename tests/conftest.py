@@ -244,3 +244,56 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
+
+
+# === Step bundles (scripts/benchmarks/export_step.py, training/step_bundle.py and step_runner.py) ===
+
+# A Python with numpy and jax for the step runner: $STEP_RUNNER_PYTHON, else the .venv-jax that .ci/run
+# makes (requirements-jax.txt), else a python3.12 on the PATH that has jax.
+STEP_RUNNER_PYTHON = "STEP_RUNNER_PYTHON"
+TINY_STEP_SETTING = "32px_batch2_float32"
+
+
+@functools.cache
+def _jax_python() -> str | None:
+    import shutil
+    import subprocess
+
+    candidates = [os.environ.get(STEP_RUNNER_PYTHON), str(PROJECT_ROOT / ".venv-jax" / "bin" / "python"),
+                  shutil.which("python3.12")]
+    for candidate in filter(None, candidates):
+        if os.path.isfile(candidate) and subprocess.run([candidate, "-c", "import jax, numpy"],
+                                                        capture_output=True, check=False).returncode == 0:
+            return candidate
+    return None
+
+
+@pytest.fixture
+def jax_python() -> str:
+    """A Python interpreter with numpy and jax; the test is skipped, saying how to get one, when none is found."""
+    python = _jax_python()
+    if python is None:
+        pytest.skip(f"no Python with jax for the step runner: set {STEP_RUNNER_PYTHON}, or make .venv-jax as "
+                    ".ci/run does (python3 -m venv .venv-jax && .venv-jax/bin/pip install -r requirements-jax.txt)")
+    return python
+
+
+@functools.cache
+def _tiny_step_bundle() -> pathlib.Path:
+    import subprocess
+    import sys
+
+    root = pathlib.Path(tempfile.mkdtemp(prefix="tiny_step_bundle_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    result = subprocess.run([sys.executable, "scripts/benchmarks/export_step.py", "--tiny", "--batch_sizes=2",
+                             "--precisions=float32", f"--out={root}"],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, check=False, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_step_bundle() -> pathlib.Path:
+    """The root of a step bundle the bundle command wrote (--tiny, batch 2, float32, GPU layers, loops of
+    2 steps): one setting folder, TINY_STEP_SETTING. Tests only read it."""
+    return _tiny_step_bundle()
