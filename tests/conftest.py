@@ -246,7 +246,7 @@ def free_port() -> int:
 
 
 
-# === Step bundles (scripts/benchmarks/export_step.py, training/step_bundle.py and step_runner.py) ===
+# === Step bundles (scripts/benchmarks/export_step.py, scripts/step_bundle.py and step_runner.py) ===
 
 # A Python with numpy and jax for the step runner: $STEP_RUNNER_PYTHON, else the .venv-jax that .ci/run
 # makes (requirements-jax.txt), else a python3.12 on the PATH that has jax.

@@ -1,4 +1,4 @@
-"""Exports the XLA train_step as a step bundle that runs without TensorFlow (training/step_bundle.py).
+"""Exports the XLA train_step as a step bundle that runs without TensorFlow (scripts/step_bundle.py).
 
     python scripts/benchmarks/export_step.py --out=build/step_bundle     # the GPU check: 128 px, paper networks
     bash build/step_bundle/device_check.sh                                # on the GPU machine (numpy, jax, torch)
@@ -21,13 +21,19 @@ import shutil
 import sys
 import time
 
+from tf_ganimation import cli  # before anything loads TensorFlow: cli readies its start (cli.py)
+
+# isort: split
 from absl import flags
 
-from tf_ganimation import cli
 from tf_ganimation import flags as training_flags
 from tf_ganimation.core import atomic
 from tf_ganimation.core.config import Config, DataConfig, RunConfig
-from tf_ganimation.training import step_bundle, strategy, throughput
+from tf_ganimation.training import strategy
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # scripts/: step_bundle.py, throughput.py
+import step_bundle  # noqa: E402
+import throughput  # noqa: E402
 
 flags.DEFINE_string("out", None, "The bundle folder (created; settings already there are replaced).")
 flags.DEFINE_list("batch_sizes", ["25", "200"], "Batch sizes, one bundle each (the first is the headline).")

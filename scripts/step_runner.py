@@ -5,7 +5,7 @@
     python run_step.py BUNDLE_FOLDER --values=state.npz --outputs=after.npz --warmup=0 --repeats=1
 
 Needs only numpy, jax and jaxlib (tested with jax 0.11.2 on Python 3.12 and 0.10.2 on Python 3.11);
-no TensorFlow and nothing of tf_ganimation: training/step_bundle.py copies this file into every bundle
+no TensorFlow and nothing of tf_ganimation: scripts/step_bundle.py copies this file into every bundle
 as run_step.py. It compiles the bundle's HLO (spec.json names the files) for the first device JAX sees,
 draws the state on that device from the spec's initialisers (or reads --values), then calls the
 program --warmup times untimed and --repeats times timed, each call's state fed to the next (the state

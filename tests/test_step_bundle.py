@@ -3,7 +3,9 @@ parity: one train_step run by JAX from the bundle's HLO equals TensorFlow's own 
 
 import gzip
 import json
+import os
 import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -12,9 +14,11 @@ import tensorflow as tf
 
 from tf_ganimation.core.config import Config, DataConfig
 from tf_ganimation.model import networks
-from tf_ganimation.training import step_bundle
 
-from conftest import TINY_MODEL, TINY_STEP_SETTING
+from conftest import PROJECT_ROOT, TINY_MODEL, TINY_STEP_SETTING
+
+sys.path.insert(0, os.fspath(PROJECT_ROOT / "scripts"))  # as when scripts/benchmarks/export_step.py runs
+import step_bundle  # noqa: E402
 
 TINY_CONFIG = Config(model=TINY_MODEL, data=DataConfig(image_size=32, batch_size=2, n_critic=2))
 LOSS_NAMES = {"critic_loss", "wasserstein_distance", "gradient_penalty", "critic_aus_loss", "generator_loss",
@@ -87,7 +91,7 @@ def test_the_spec_names_every_variable_its_initialiser_and_the_output_that_retur
         assert output["name"] == entry["name"] and output["parameter"] == entry["index"]
         assert output["shape"] == entry["shape"] and output["dtype"] == entry["dtype"]
     initializers = {entry["name"]: entry["initializer"] for entry in state}
-    assert initializers["generator/encoder_conv_1/kernel"] == {"distribution": "normal", "mean": 0.0, "stddev": 0.02}
+    assert initializers["generator/encoder_1/convolution/kernel"] == {"distribution": "normal", "mean": 0.0, "stddev": 0.02}
     assert initializers["generator/encoder_norm_1/gamma"] == {"constant": 1.0}
     assert initializers["gan/train_steps"] == {"constant": 0}
     assert all(initializers[name] == {"constant": 0.0} for name in initializers if name.endswith("_velocity"))

@@ -2,7 +2,7 @@
 
 On a GPU the training loop compiles the whole train_step with XLA (`--jit_compile=auto`), and XLA is
 also what JAX runs. A step bundle holds that program as TensorFlow lowers it, so that any machine with
-numpy and jax/jaxlib can compile and time it (training/step_runner.py, copied into the bundle as
+numpy and jax/jaxlib can compile and time it (scripts/step_runner.py, copied into the bundle as
 `run_step.py`). One setting (image size, networks, batch, n_critic, precision) is one folder:
 
 - `step.hlo.pb.gz`: the HloModuleProto of one `gan.update` (n_critic critic updates, the generator
@@ -40,7 +40,7 @@ import tensorflow as tf
 from tf_ganimation.core import atomic
 from tf_ganimation.core.config import Config
 from tf_ganimation.model import ganimation, layers
-from tf_ganimation.training import throughput
+import throughput  # scripts/throughput.py, beside this module
 
 TARGETS = ("gpu", "cpu")
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -289,7 +289,7 @@ def export(setting: StepSetting, root: pathlib.Path, loop: bool = True) -> dict:
 
 
 def write_runner(root: pathlib.Path) -> pathlib.Path:
-    """Copies the runner (training/step_runner.py) into `root` as run_step.py."""
+    """Copies the runner (scripts/step_runner.py) into `root` as run_step.py."""
     return atomic.write_with(pathlib.Path(root) / RUNNER_FILE, lambda path: shutil.copyfile(RUNNER_SOURCE, path))
 
 

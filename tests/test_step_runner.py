@@ -2,16 +2,20 @@
 bundle's loop, draws the state, times calls with the state fed back, and prints one JSON object."""
 
 import json
+import os
 import math
 import statistics
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from tf_ganimation.training import step_bundle
 
-from conftest import TINY_STEP_SETTING
+from conftest import PROJECT_ROOT, TINY_STEP_SETTING
+
+sys.path.insert(0, os.fspath(PROJECT_ROOT / "scripts"))  # as when scripts/benchmarks/export_step.py runs
+import step_bundle  # noqa: E402
 
 
 def _run(python, bundle, *args, timeout=300):
