@@ -4,6 +4,10 @@ r"""The editor in a browser: flags -> web_demo.DemoEditor -> web_demo.build_app 
     python scripts/demo.py --saved_model=models/ganimation/1
     python scripts/demo.py --tflite=ganimation_fp16.tflite
     python scripts/demo.py --quickstart     # runs/quickstart, trained first when it is not (~15 min, 2 cores)
+    python scripts/demo.py --tflite=ganimation_fp16.tflite --web_page   # the model runs in the browser
+
+--web_page serves the static browser editor (scripts/export_web.py, LiteRT.js on WebGPU or wasm) for a
+--tflite model instead of the gradio page: the server only hands out files, the browser edits.
 
 Serves http://127.0.0.1:7860 until Ctrl+C; open it in a browser on this machine. --host=0.0.0.0 serves
 other machines too, and --share asks gradio for a public link (both off unless given). The shared test
@@ -12,15 +16,17 @@ Needs the demo's packages: pip install --no-deps -r requirements-demo.txt (see i
 Exit status: 2 for a user error (no model, two models, a model that does not load), one paragraph.
 """
 
+import importlib.util
 import pathlib
 import sys
+import tempfile
 
 import numpy as np
 from absl import flags
 
 from tf_ganimation import cli
 from tf_ganimation import flags as training_flags
-from tf_ganimation.editing import outputs, web_demo
+from tf_ganimation.editing import outputs, static_page, web_demo, web_demo_video
 from tf_ganimation.export.backends import load_edit_model
 from tf_ganimation.runs import run_folder
 from tf_ganimation.synthetic import identity, renderer, synthetic_dataset
@@ -34,6 +40,8 @@ flags.DEFINE_string("saved_model", None, "A SavedModel version folder (or its ex
 flags.DEFINE_string("tflite", None, "A .tflite model to serve.")
 flags.DEFINE_bool("quickstart", False, f"Serve runs/quickstart, training it first with {QUICKSTART_FLAGS} "
                         "when it has no generator.weights.h5 (about 15 minutes on a 2-core CPU).")
+flags.DEFINE_bool("web_page", False, "Serve the static browser editor for --tflite (the model runs in the browser, "
+                  "with LiteRT.js) instead of the gradio page.")
 flags.DEFINE_string("host", "127.0.0.1", "The address to listen on (127.0.0.1: this machine only).")
 flags.DEFINE_integer("port", 7860, "The TCP port.")
 flags.DEFINE_bool("share", False, "Ask gradio for a public link (tunnelled through gradio's servers).")
@@ -63,6 +71,20 @@ def quickstart_model() -> tuple[str, tuple[str, ...]]:
     return str(workdir), tuple(examples)
 
 
+def serve_web_page(given: list[str]) -> None:
+    """Builds the browser editor for --tflite in a temporary folder and serves it until Ctrl+C."""
+    if given != ["tflite"]:
+        raise cli.UserError("--web_page runs a .tflite model in the browser: give --tflite=FILE (and no other model)")
+    with tempfile.TemporaryDirectory(prefix="web_page_") as folder:
+        page = static_page.build_page(FLAGS.tflite, pathlib.Path(folder) / "web")
+        server, url = static_page.serve(page, FLAGS.host, FLAGS.port)
+        print(f"Serving the browser editor for {FLAGS.tflite} at {url} (Ctrl+C stops it)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+
+
 def main(argv):
     if len(argv) > 1:
         raise cli.UserError(f"unexpected arguments {argv[1:]}: every setting is a --flag (see --help)")
@@ -72,6 +94,8 @@ def main(argv):
     if not FLAGS.quickstart and len(given) != 1:
         raise cli.UserError("give exactly one model: --workdir=RUN, --saved_model=DIR or --tflite=FILE "
                             f"(or --quickstart){'; got --' + ', --'.join(given) if given else ''}")
+    if FLAGS.web_page:
+        return serve_web_page(given)
     if FLAGS.quickstart:
         model_path, examples = quickstart_model()
     else:
@@ -82,7 +106,10 @@ def main(argv):
     if FLAGS.share or FLAGS.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: the demo is reachable from other machines (--host={FLAGS.host}, --share={FLAGS.share})",
               file=sys.stderr)
-    app = web_demo.build_app(demo)
+    videos = None
+    if importlib.util.find_spec("av"):  # the video section needs PyAV (requirements-video.txt)
+        videos = web_demo_video.VideoDemo(demo.model)
+    app = web_demo.build_app(demo, videos=videos)
     print(f"Serving {model_path} at {web_demo.launch(app, config)} (Ctrl+C stops it)", flush=True)
     app.block_thread()
 

@@ -30,11 +30,11 @@ DEPENDS_ON = {
     "evaluation": {"core", "model", "data", "synthetic", "runs"},
     "export": {"core", "model", "runs"},
     "training": {"core", "model", "data", "runs", "evaluation"},  # rendering faces is the script's (train.py)
-    "editing": {"core", "model", "faces", "runs", "export"},
+    "editing": {"core", "model", "faces", "runs", "export", "synthetic"},
     "cli": {"core"},
     "flags": {"core", "runs"},
 }
-FACADES = {"tf_ganimation", "tf_ganimation._deprecated_paths"}
+FACADES = {"tf_ganimation"}
 
 
 def _module_name(path: pathlib.Path, root: pathlib.Path = PROJECT_ROOT) -> str:

@@ -98,14 +98,13 @@ def test_every_config_field_has_its_help_text():
     assert names - set(flags._HELP) == set()
 
 
-def test_jit_compile_is_auto_by_default_and_still_parses_as_a_boolean(parsed_flags):
+def test_jit_compile_and_mixed_precision_are_auto_by_default(parsed_flags):
     parsed_flags()
-    assert flags.build_config().run.jit_compile == "auto"
-    for args, expected in ((["--jit_compile"], "true"), (["--nojit_compile"], "false"),
-                           (["--jit_compile=auto"], "auto"), (["--jit_compile=false"], "false"),
-                           (["--jit_compile=1"], "true")):
-        parsed_flags(*args)
-        assert flags.build_config().run.jit_compile == expected, args
-        assert f"--jit_compile={expected}\n" in flags.resolved_flags()  # a flagfile that reproduces it
-    with pytest.raises(Exception, match="'maybe' is not one of auto, true, false"):
-        parsed_flags("--jit_compile=maybe")
+    assert (flags.build_config().run.jit_compile, flags.build_config().run.mixed_precision) == ("auto", "auto")
+    for value in ("auto", "true", "false"):
+        parsed_flags(f"--jit_compile={value}")
+        assert flags.build_config().run.jit_compile == value
+        assert f"--jit_compile={value}\n" in flags.resolved_flags()  # a flagfile that reproduces it
+    parsed_flags("--jit_compile=maybe")
+    with pytest.raises(ValueError, match="jit_compile='maybe' is invalid"):
+        flags.build_config()

@@ -22,16 +22,11 @@ below it (tests/test_architecture.py checks it):
     training    train(config, workdir): strategy, loop, checkpoints, monitoring, faults
     editing     editing faces in photos: the editor, sheets, animations
     cli, flags  the edge: command-line flags and exit codes
-
-Old flat import paths (tf_ganimation.networks, tf_ganimation.training.train, ...) still work for one
-release, with a DeprecationWarning naming the new path (_deprecated_paths.py).
 """
 
 import importlib
 
-from tf_ganimation import _deprecated_paths
-
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _PUBLIC = {
     "Config": "tf_ganimation.core.config",
@@ -48,8 +43,6 @@ _PUBLIC = {
     "Editor": "tf_ganimation.editing.editor",
 }
 __all__ = sorted(_PUBLIC)
-
-_deprecated_paths.install()
 
 
 def __getattr__(name: str):

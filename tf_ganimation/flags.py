@@ -52,10 +52,11 @@ _HELP = {
     "synthetic_images": "When > 0 and --data_dir holds no dataset, render this many synthetic faces there first.",
     "strategy": "auto (all GPUs when several, else one device), one_device, mirrored or multi_worker (one "
                 "process per host, the cluster in TF_CONFIG; see README).",
-    "mixed_precision": "none, mixed_bfloat16 or mixed_float16 (GPUs); losses stay float32.",
+    "mixed_precision": "auto, none (float32), mixed_bfloat16 or mixed_float16 (GPUs); losses stay float32. auto: "
+                       "mixed_bfloat16 on GPUs of compute capability 8.0+ and on CPUs with AVX512_BF16 or AMX, "
+                       "else none; the run logs which and why.",
     "jit_compile": "auto, true or false: compile each replica's train_steps with XLA. auto: on where TensorFlow sees "
-                   "a GPU (where XLA is fastest), off on CPU (where XLA is several times slower). --jit_compile "
-                   "alone means true, --nojit_compile false.",
+                   "a GPU (where XLA is fastest), off on CPU (where XLA is several times slower).",
     "steps_per_execution": "train_steps per compiled call (0: auto, 8 on a GPU, 1 on CPU). Logs, the progress bar, "
                            "the NaN guard and the stop flag are read once per call; a checkpoint, sample, summary "
                            "or evaluation due inside a call happens at the call's last step, and the run ends "
@@ -83,39 +84,11 @@ flags.DEFINE_string("workdir", None, "Run folder: checkpoints, logs, samples, co
 flags.DEFINE_bool("dry_run", False, "Print the resolved configuration and exit.")
 
 
-class _AutoBoolParser(flags.ArgumentParser):
-    """auto, true or false; also the spellings absl accepts for a boolean (1/0, yes/no, on/off)."""
-
-    syntactic_help = "auto, true or false"
-
-    def parse(self, argument):
-        value = str(argument).strip().lower()
-        value = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}.get(value, value)
-        if value not in ("auto", "true", "false"):
-            raise ValueError(f"{argument!r} is not one of auto, true, false")
-        return value
-
-    def flag_type(self):
-        return "auto|bool"
-
-
-class _AutoBoolFlag(flags.Flag):
-    """A string flag that also parses like a boolean one; serialised as --name=value."""
-
-    def __init__(self, name: str, default: str, help_text: str):
-        super().__init__(_AutoBoolParser(), flags.ArgumentSerializer(), name, default, help_text, boolean=True)
-
-    def _serialize(self, value):
-        return f"--{self.name}={value}"
-
-
 def _define(field: dataclasses.Field) -> None:
     name, default, help_text = field.name, field.default, _HELP.get(field.name, field.name)
     if name in FLAGS:  # image_size and seed are shared by two sections
         return
-    if name == "jit_compile":  # boolean=True: a bare --jit_compile / --nojit_compile still parses
-        flags.DEFINE_flag(_AutoBoolFlag(name, default, help_text))
-    elif isinstance(default, bool):
+    if isinstance(default, bool):
         flags.DEFINE_bool(name, default, help_text)
     elif isinstance(default, int):
         flags.DEFINE_integer(name, default, help_text)

@@ -50,14 +50,15 @@ def main(argv):
     if len(argv) > 1:
         raise cli.UserError(f"unexpected arguments {argv[1:]}: every setting is a --flag")
     settings = training_flags.build_config()
-    if settings.run.mixed_precision != "none":
+    precision, _ = strategy.mixed_precision(settings.run)
+    if precision != "none":
         import keras
 
-        keras.mixed_precision.set_global_policy(settings.run.mixed_precision)
+        keras.mixed_precision.set_global_policy(precision)
     config = settings.model
     gan = ganimation.GANimation(networks.build_generator(config), networks.build_critic(config))
-    gan.compile(generator_optimizer=optimizers.make_optimizer(1e-4, 0.5, 0.999, settings.run.mixed_precision),
-                critic_optimizer=optimizers.make_optimizer(1e-4, 0.5, 0.999, settings.run.mixed_precision))
+    gan.compile(generator_optimizer=optimizers.make_optimizer(1e-4, 0.5, 0.999, precision),
+                critic_optimizer=optimizers.make_optimizer(1e-4, 0.5, 0.999, precision))
     rng = np.random.default_rng(0)
     batch, size, n_critic = settings.data.batch_size, config.image_size, settings.data.n_critic
     element = {
@@ -69,11 +70,9 @@ def main(argv):
     real_image, real_aus, target_aus = sub_batch
     jit_compile = strategy.uses_xla(settings.run)
     compiled = lambda function: tf.function(function, jit_compile=jit_compile)
-    # Each update timed with the generator pass it needs; train_step shares one of them (model/ganimation.py).
-    critic_update = compiled(lambda: gan._critic_update(
-        real_image, real_aus, gan.edit(real_image, target_aus)["fake_image"]))
-    generator_update = compiled(lambda: gan._generator_update(
-        *gan._recorded_edit(real_image, target_aus), real_image, real_aus, target_aus))
+    # Each update with the generator pass it makes: train_step is n_critic of the first and one of the second.
+    critic_update = compiled(lambda: gan.critic_step(real_image, real_aus, target_aus, update_index=0))
+    generator_update = compiled(lambda: gan.generator_step(real_image, real_aus, target_aus))
     train_step = compiled(lambda: gan.train_step(element))
     infer = compiled(lambda image, aus: gan.edit(image, aus)["fake_image"])
     # The training loop's own call (trainer.make_step_function): steps_per_execution train_steps per call.
@@ -98,7 +97,8 @@ def main(argv):
     result["peak_memory_mb"] = round(_peak_memory_mb(), 1)
     result["settings"] = {name: FLAGS[name].value for name in (
         "image_size", "batch_size", "n_critic", "repeats", "generator_filters", "generator_residual_blocks",
-        "critic_filters", "critic_layers", "mixed_precision", "jit_compile", "steps_per_execution")}
+        "critic_filters", "critic_layers", "jit_compile", "steps_per_execution")}
+    result["settings"]["mixed_precision"] = precision
     gpus = tf.config.list_physical_devices("GPU")
     result["machine"] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                          "gpu": tf.config.experimental.get_device_details(gpus[0]).get("device_name") if gpus else None,

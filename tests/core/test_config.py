@@ -68,10 +68,10 @@ def test_synthetic_images_is_a_non_negative_integer_and_off_by_default():
             config.DataConfig(synthetic_images=value)
 
 
-def test_jit_compile_is_auto_true_or_false_and_old_boolean_values_load():
+def test_jit_compile_is_auto_true_or_false():
     assert config.RunConfig().jit_compile == "auto"
-    assert config.RunConfig(jit_compile=True).jit_compile == "true"  # a config.json written before "auto"
-    assert config.RunConfig(jit_compile=False).jit_compile == "false"
+    with pytest.raises(ValueError, match=r"jit_compile=True is invalid"):  # upgrade_run.py converts old booleans
+        config.RunConfig(jit_compile=True)
     with pytest.raises(ValueError, match=r"jit_compile='yes' is invalid: expected one of \('auto', 'true', 'false'\)"):
         config.RunConfig(jit_compile="yes")
     with pytest.raises(ValueError, match="steps_per_execution=-1 is invalid: expected an integer >= 0"):

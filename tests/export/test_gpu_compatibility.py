@@ -3,8 +3,9 @@ import functools
 import keras
 import pytest
 import tensorflow as tf
+from export_devices import first_device
 
-from tf_ganimation.export import flatbuffer, gpu_compatibility, tflite
+from tf_ganimation.export import flatbuffer, gpu_compatibility, gpu_runtime, tflite
 from tf_ganimation.model import edit_model, networks
 
 from conftest import TINY_MODEL
@@ -89,9 +90,48 @@ def test_a_dynamic_batch_brings_shape_and_pack():
     assert "unknown at conversion" in offenders[-1].reason  # the concatenation of [-1, 8, 8, ...] tensors
 
 
-def test_topk_is_refused_although_tensorflows_analyzer_accepts_it():
+def test_topk_over_17_aus_is_refused_and_over_16_accepted():
     offenders = gpu_compatibility.unsupported_operators(_convert(lambda aus: tf.math.top_k(aus, 3).values, AUS))
     assert [(o.index, o.op_name) for o in offenders] == [(0, "TOPK_V2")]
+    assert "17 values, not a multiple of 4" in offenders[0].reason
+    sixteen = tf.TensorSpec([1, 16], tf.float32)
+    assert gpu_compatibility.unsupported_operators(_convert(lambda aus: tf.math.top_k(aus, 3).values, sixteen)) == []
+
+
+# Small models on which the static rules and LiteRT's GPU accelerator were compared: (static rules accept,
+# the runtime runs it whole and right). Where the two differ, the rules are stricter on purpose, for the
+# TFLite GPU delegate's own checks (OpenCL/OpenGL): see gpu_compatibility's Notes and docs/gpu_runtime_rules.md.
+_SPEC_16 = tf.TensorSpec([1, 16], tf.float32)
+_SPEC_2X17 = tf.TensorSpec([2, 17], tf.float32)
+_SPEC_4D = tf.TensorSpec([1, 4, 4, 8], tf.float32)
+RECONCILED = {
+    "topk_over_17": (lambda aus: tf.math.top_k(aus, 3).values * 2.0, [AUS], False, False),  # wrong values
+    "topk_over_16": (lambda x: tf.math.top_k(x, 3).values * 2.0, [_SPEC_16], True, True),
+    "cumsum_over_1": (lambda aus: tf.math.cumsum(aus, axis=1) * 2.0, [_SPEC_2X17], True, True),
+    "cumsum_over_minus_1": (lambda aus: tf.math.cumsum(aus, axis=-1) * 2.0, [_SPEC_2X17], False, False),  # axis 0
+    "cumsum_over_3": (lambda x: tf.math.cumsum(x, axis=3) * 2.0, [_SPEC_4D], True, True),
+    "cumsum_over_minus_2": (lambda x: tf.math.cumsum(x, axis=-2) * 2.0, [_SPEC_4D], False, False),  # SIGILL
+    "broadcast_to": (lambda aus: tf.broadcast_to(tf.reshape(aus, [1, 1, 1, 17]), [1, 4, 4, 17]) * 2.0, [AUS],
+                     False, False),
+    "five_dimensions": (lambda image: tf.reduce_mean(tf.reshape(image, [1, 8, 8, 3, 1]) * 2.0, axis=[1, 2]),
+                        [IMAGE], False, False),
+    "strided_slice_shrinking_an_axis": (lambda image: image[:, 0, :, :] * 2.0, [IMAGE], False, False),
+    "batch_unknown_at_conversion": (lambda aus: tf.tile(tf.reshape(aus, tf.stack([tf.shape(aus)[0], 1, 1, 17])),
+                                                        [1, 4, 4, 1]), [tf.TensorSpec([None, 17], tf.float32)],
+                                    False, False),
+    "mean_over_all_axes": (lambda x: tf.reduce_mean(x * 2.0, axis=[1, 2, 3], keepdims=True), [_SPEC_4D], False, True),
+    "multiply_by_ones": (lambda aus: tf.reshape(aus, [1, 1, 1, 17]) * tf.ones([1, 4, 4, 17]), [AUS], False, True),
+    "mean_over_channels": (lambda x: tf.reduce_mean(x * 2.0, axis=[3], keepdims=True), [_SPEC_4D], False, True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECONCILED))
+def test_the_static_rules_agree_with_the_gpu_runtime_or_are_stricter_on_purpose(case):
+    function, specs, static_accepts, runtime_accepts = RECONCILED[case]
+    content = _convert(function, *specs)
+    assert (gpu_compatibility.unsupported_operators(content) == []) is static_accepts
+    report = gpu_runtime.check_model(content, first_device(), "float32")
+    assert (report.problems() == []) is runtime_accepts, report.summary()
 
 
 def test_require_gpu_compatible_lists_the_offenders(tmp_path):

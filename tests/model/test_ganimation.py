@@ -41,36 +41,38 @@ def test_one_train_step_makes_n_critic_critic_updates_and_one_generator_update()
     assert 0.0 <= float(logs["attention_mean"]) <= 1.0
 
 
-def test_train_step_equals_its_updates_each_with_its_own_generator_pass():
-    # train_step shares the last sub-batch's edit between the last critic update and the generator
-    # update; the result must equal n_critic updates and one generator update made one by one.
-    batch = {k: tf.constant(v) for k, v in random_batch(2, 3, 32).items()}
-    shared, separate = _gan(), _gan()
+def test_train_step_equals_its_critic_and_generator_steps_made_one_by_one():
+    # The second train_step of a run: its critic updates are numbered 3, 4, 5 (train_steps * n_critic + k),
+    # the numbers that seed the gradient penalty's alpha; other numbers give other weights.
+    batches = [{k: tf.constant(v) for k, v in random_batch(2, 3, 32, seed=seed).items()} for seed in (0, 1)]
+    whole, stepwise, misnumbered = _gan(), _gan(), _gan()
+    for gan in (stepwise, misnumbered):
+        for network in ("generator", "critic"):
+            getattr(gan, network).set_weights(getattr(whole, network).get_weights())
+    for batch in batches:
+        whole.train_step(batch)
+    for gan, first_update in ((stepwise, 0), (misnumbered, 1)):
+        for step, batch in enumerate(batches):
+            real, real_aus, target = (batch[key] for key in ("real_image", "real_aus", "target_aus"))
+            for k in range(3):
+                gan.critic_step(real[:, k], real_aus[:, k], target[:, k], first_update + 3 * step + k)
+            gan.generator_step(real[:, -1], real_aus[:, -1], target[:, -1])
     for network in ("generator", "critic"):
-        getattr(separate, network).set_weights(getattr(shared, network).get_weights())
-    shared.train_step(batch)
-    real, real_aus, target = (batch[key] for key in ("real_image", "real_aus", "target_aus"))
-    for k in range(3):
-        separate._critic_update(real[:, k], real_aus[:, k], separate.edit(real[:, k], target[:, k])["fake_image"])
-    separate._generator_update(*separate._recorded_edit(real[:, -1], target[:, -1]),
-                               real[:, -1], real_aus[:, -1], target[:, -1])
-    for network in ("generator", "critic"):
-        for a, b in zip(_weights(getattr(shared, network)), _weights(getattr(separate, network))):
+        for a, b in zip(_weights(getattr(whole, network)), _weights(getattr(stepwise, network))):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert _changed(_weights(_gan().generator), _weights(shared.generator))
+    assert _changed(_weights(whole.critic), _weights(misnumbered.critic))
+    assert int(whole.train_steps) == 2 and int(whole.critic_optimizer.iterations) == 6
 
 
 def test_critic_updates_leave_the_generator_alone_and_vice_versa():
     gan = _gan()
     batch = {k: tf.constant(v[:, 0]) for k, v in random_batch(2, 1, 32).items()}
     generator_before, critic_before = _weights(gan.generator), _weights(gan.critic)
-    gan._critic_update(batch["real_image"], batch["real_aus"],
-                       gan.edit(batch["real_image"], batch["target_aus"])["fake_image"])
+    gan.critic_step(batch["real_image"], batch["real_aus"], batch["target_aus"], update_index=0)
     assert not _changed(generator_before, _weights(gan.generator))
     critic_after = _weights(gan.critic)
     assert _changed(critic_before, critic_after)
-    gan._generator_update(*gan._recorded_edit(batch["real_image"], batch["target_aus"]),
-                          batch["real_image"], batch["real_aus"], batch["target_aus"])
+    gan.generator_step(batch["real_image"], batch["real_aus"], batch["target_aus"])
     assert not _changed(critic_after, _weights(gan.critic))
     assert _changed(generator_before, _weights(gan.generator))
 

@@ -96,9 +96,8 @@ def test_load_checkpoint_of_other_networks_names_the_checkpoint(tmp_path):
         loading.load_checkpoint(tmp_path)
 
 
-def test_checkpoints_keep_the_object_names_earlier_runs_were_saved_with(tmp_path):
-    # Runs written by earlier versions must stay loadable: the four network and optimizer names are the
-    # contract; train_steps was added later (a checkpoint without it resumes from the generator's updates).
+def test_checkpoints_keep_their_top_level_object_names(tmp_path):
+    # The top-level names are the contract between training, the readers and scripts/upgrade_run.py.
     gan = ganimation.make_gan(Config(model=TINY_MODEL, data=DataConfig(image_size=32)), total_steps=1, decay_steps=0)
     path = checkpoints.make_manager(gan, tmp_path, keep=1).save(checkpoint_number=1)
     names = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}

@@ -40,6 +40,16 @@ def test_restore_falls_back_to_the_previous_readable_checkpoint(tmp_path, capsys
     assert checkpoints.restore_latest(ganimation.make_checkpoint(gan), tmp_path / "new") is None
 
 
+def test_a_relative_run_folder_restores_its_checkpoints(tmp_path, monkeypatch):
+    # The quick start's --workdir is relative (runs/quickstart): its checkpoints must resume from there.
+    monkeypatch.chdir(tmp_path)
+    gan = tiny_gan()
+    checkpoints.make_manager(gan, "runs/x/checkpoints", keep=2).save(checkpoint_number=7)
+    assert checkpoints.recorded("runs/x/checkpoints") == [os.path.join("runs/x/checkpoints", "ckpt-7")]
+    assert checkpoints.restore_latest(ganimation.make_checkpoint(tiny_gan()), "runs/x/checkpoints") == (
+        os.path.join("runs/x/checkpoints", "ckpt-7"))
+
+
 def test_remove_unfinished_keeps_recorded_and_older_files(tmp_path):
     gan = tiny_gan()
     manager = checkpoints.make_manager(gan, tmp_path, keep=3)

@@ -66,3 +66,21 @@ def test_auto_means_xla_and_8_steps_per_call_with_an_accelerator_and_neither_on_
     monkeypatch.undo()
     assert strategy.has_accelerator() is bool(tf.config.list_logical_devices("GPU") or
                                               tf.config.list_logical_devices("TPU"))
+
+
+def test_auto_precision_is_bfloat16_on_cpus_with_bfloat16_arithmetic_and_float32_elsewhere():
+    auto = RunConfig()
+    assert auto.mixed_precision == "auto"
+    for flags, expected in (({"avx2", "avx512f", "avx512_bf16"}, "mixed_bfloat16"),
+                            ({"avx2", "amx_bf16", "amx_tile"}, "mixed_bfloat16"),
+                            ({"avx2", "fma", "avx512f"}, "none"), (set(), "none")):
+        precision, reason = strategy.mixed_precision(auto, cpu_flags=flags)
+        assert precision == expected, flags
+        assert ("bfloat16 arithmetic (" in reason) is (expected == "mixed_bfloat16")
+    assert strategy.mixed_precision(RunConfig(mixed_precision="none"), {"amx_bf16"}) == ("none", "--mixed_precision set")
+    # This machine's own answer follows its /proc/cpuinfo.
+    with open("/proc/cpuinfo") as cpuinfo:
+        has_bfloat16 = any(flag in line.split() for line in cpuinfo if line.startswith("flags")
+                           for flag in strategy.BFLOAT16_CPU_FLAGS)
+    if not tf.config.list_physical_devices("GPU"):
+        assert strategy.mixed_precision(auto)[0] == ("mixed_bfloat16" if has_bfloat16 else "none")

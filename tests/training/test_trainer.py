@@ -32,7 +32,8 @@ def _tiny_config(data_dir, synthetic_images=0, **run) -> Config:
     return Config(model=TINY_MODEL, optimizer=OptimizerConfig(epochs=2, decay_epochs=1),
                   data=DataConfig(data_dir=os.fspath(data_dir), image_size=32, batch_size=4, n_critic=2,
                                   shuffle_buffer=16, synthetic_images=synthetic_images),
-                  run=RunConfig(**{"strategy": "one_device", "summary_every": 1, "sample_every": 1, "num_samples": 1, **run}))
+                  run=RunConfig(**{"strategy": "one_device", "summary_every": 1, "sample_every": 1, "num_samples": 1,
+                                   "mixed_precision": "none", **run}))
 
 
 def test_train_scores_a_synthetic_dataset_and_never_renders_one(synthetic_faces, tmp_path, capsys):

@@ -131,7 +131,7 @@ class RunConfig:
     """How a training run is carried out: devices, precision, checkpoints, logging."""
 
     strategy: str = "auto"  # auto | one_device | mirrored | multi_worker
-    mixed_precision: str = "none"  # none | mixed_bfloat16 | mixed_float16
+    mixed_precision: str = "auto"  # auto (training.strategy.mixed_precision) | none | mixed_bfloat16 | mixed_float16
     jit_compile: str = "auto"  # auto (XLA where a GPU is present) | true | false
     steps_per_execution: int = 0  # train_steps per tf.function call; 0: auto (training.trainer)
     max_steps: int = 0  # 0: train for OptimizerConfig.epochs
@@ -146,12 +146,10 @@ class RunConfig:
     max_nonfinite_skips: int = 0  # 0: a NaN/Inf loss stops the run
 
     STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
-    PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
+    PRECISIONS = ("auto", "none", "mixed_bfloat16", "mixed_float16")
     JIT_COMPILE = ("auto", "true", "false")
 
     def __post_init__(self):
-        if isinstance(self.jit_compile, bool):  # config.json files written before "auto" hold a bool
-            object.__setattr__(self, "jit_compile", str(self.jit_compile).lower())
         _check("jit_compile", self.jit_compile, self.jit_compile in self.JIT_COMPILE, f"one of {self.JIT_COMPILE}")
         _check("steps_per_execution", self.steps_per_execution,
                isinstance(self.steps_per_execution, int) and self.steps_per_execution >= 0, "an integer >= 0")

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from tf_ganimation.core import action_units, grids, image_files, pixels
-from tf_ganimation.editing import outputs
+from tf_ganimation.editing import outputs, web_demo_video
 from tf_ganimation.editing.editor import Editor, EditorConfig, FaceCrop, NoFaceError
 from tf_ganimation.faces import detection
 from tf_ganimation.model.edit_model import EditModel
@@ -324,8 +324,8 @@ def on_gif(demo: DemoEditor, state: dict | None, aus) -> dict:
 # === gradio ===
 
 
-def build_app(demo: DemoEditor, title: str = "GANimation: edit a face by its action units"):
-    """The page, a gradio.Blocks (see the module docstring); `launch` serves it."""
+def build_app(demo: DemoEditor, title: str = "GANimation: edit a face by its action units", videos=None):
+    """The page, a gradio.Blocks; with a video section when `videos` (web_demo_video.VideoDemo) is given."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry, no version check online
     try:
         import gradio as gr
@@ -384,6 +384,8 @@ def build_app(demo: DemoEditor, title: str = "GANimation: edit a face by its act
             values = [round(float(value), 2) for value in action_units.preset(name)]
             button.click(lambda values=values: values, None, sliders).then(**edit_io)
         gif_button.click(gif_event, [state, *sliders], [gif, status])
+        if videos is not None:
+            web_demo_video.layout(gr, videos, PRESET_BUTTONS)
     app.queue(default_concurrency_limit=demo.config.concurrency, max_size=demo.config.max_queue)
     return app
 

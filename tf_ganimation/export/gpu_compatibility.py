@@ -6,10 +6,8 @@ tensors that flatbuffer.py reads from the model.
         print(operator)          # "#12 BROADCAST_TO: not an operator the GPU delegate runs; ..."
     gpu_compatibility.require_gpu_compatible(model_bytes)   # raises GpuCompatibilityError listing them
 
-Any operator the delegate cannot take stays on the CPU, and the model then runs split between GPU and
-CPU, copying tensors back and forth at every boundary (often slower than the CPU alone). This module
-lists those operators before a model is shipped, with the operator's index in the graph, its name and
-the reason, so that the layer that produced it can be rewritten.
+An operator the delegate cannot take stays on the CPU, copying tensors at every boundary (often slower
+than the CPU alone). This lists them, with index, name and reason, without a GPU (gpu_runtime.py runs one).
 
 The rules follow the delegate's own compatibility checks (`CheckGpuDelegateCompatibility` in
 tensorflow/lite/tools/versioning/gpu_compatibility.cc, which replaced the `IsSupported` methods of
@@ -25,15 +23,16 @@ tensorflow/lite/delegates/gpu/common/model_builder.cc) and its tensor conversion
 - a DEQUANTIZE of a float16 constant (how a float16 model stores its weights) is folded by the delegate
   into its consumer, so its output counts as a constant (flatbuffer.read_operators marks it so).
 
-Notes: TensorFlow's own check, `tf.lite.experimental.Analyzer.analyze(..., gpu_compatibility=True)`, no
-longer checks anything in TF 2.21: it reports every model compatible, even one with TOPK_V2
-(tensorflow/tensorflow#77042). Our rules are deliberately a little stricter than the newest delegate's:
-MEAN only over height and width (what instance normalisation needs; other axes are not verified on
-every delegate version), PACK refused (it stacks run-time values, in converted Keras graphs shapes),
-elementwise broadcasting with the delegate's standard (not "enhanced") rules, and no integer or boolean
-run-time tensors. Operator versions are not checked (the current compatibility code does not either), so
-the int8-weight variants of CONV_2D and TRANSPOSE_CONV from dynamic_range pass. The rules are read from
-the delegate's source, not measured: only a run with the delegate on a device proves a model runs whole.
+TOPK_V2 and CUMSUM follow what LiteRT's GPU accelerator (ai-edge-litert 2.3.0) computes right, measured
+(tests/export/test_gpu_compatibility.py): TOPK_V2 over a multiple of 4 channels, CUMSUM over an axis
+written non-negative; other cases crash it (SIGILL) or give wrong values.
+
+Notes: TensorFlow's own check (`tf.lite.experimental.Analyzer.analyze(..., gpu_compatibility=True)`)
+reports every model compatible in TF 2.21 (tensorflow/tensorflow#77042). Where these rules are stricter
+than LiteRT's GPU accelerator (a MEAN over the channels, a run-time tensor broadcast up through a
+constant, PACK, integer run-time tensors), it is for the TFLite GPU delegate's checks (OpenCL/OpenGL,
+older phones). Operator versions are not checked, so dynamic_range's int8-weight CONV_2D passes.
+docs/gpu_runtime_rules.md lists every case compared with the runtime; only a run on a device is proof.
 """
 
 from __future__ import annotations
@@ -126,7 +125,9 @@ def _first_problem(operator: Operator) -> str | None:
         return None
     if operator.name not in _RULES:
         return "not an operator the GPU delegate runs"
-    for tensor in operator.inputs + operator.outputs:
+    # TOPK_V2's int32 indices are an output the GPU computes; its consumers are checked on their own.
+    checked = operator.outputs[:1] if operator.name == "TOPK_V2" else operator.outputs
+    for tensor in operator.inputs + checked:
         problem = _tensor_problem(tensor)
         if problem:
             return problem
@@ -348,6 +349,23 @@ def _concatenation(operator: Operator) -> str | None:
     return None if len(ranks) == 1 else f"concatenates tensors of different ranks {sorted(ranks)}"
 
 
+def _top_k(operator: Operator) -> str | None:
+    channels = operator.inputs[0].shape[-1] if operator.inputs[0].shape else 0
+    return ("k must be a constant" if not operator.inputs[1].is_constant else None if channels % 4 == 0 else
+            f"over {channels} values, not a multiple of 4: LiteRT's GPU accelerator logs \"TopK requires src tensor "
+            "C dimension to be divisible by 4\" and computes wrong values (it ignores the last ones)")
+
+
+def _cumulative_sum(operator: Operator) -> str | None:
+    axis = operator.inputs[1]
+    if not axis.is_constant or axis.values is None:
+        return "the axis must be a constant"
+    if int(np.ravel(axis.values)[0]) < 0:
+        return (f"axis {int(np.ravel(axis.values)[0])} is negative: LiteRT's GPU accelerator does not wrap it and "
+                "crashes (SIGILL) or sums over the wrong axis; write the axis as a non-negative number")
+    return "exclusive and reverse are not verified on the GPU" if operator.options.reverse + operator.options.exclusive else None
+
+
 _RULES: dict[str, Callable[[Operator], str | None]] = {
     "ADD": _elementwise_binary, "SUB": _elementwise_binary, "MUL": _elementwise_binary, "DIV": _elementwise_binary,
     "SQUARED_DIFFERENCE": _elementwise_binary, "MAXIMUM": _elementwise_binary, "MINIMUM": _elementwise_binary,
@@ -365,7 +383,7 @@ _RULES: dict[str, Callable[[Operator], str | None]] = {
     "SPLIT": _no_check, "SPLIT_V": _no_check, "SOFTMAX": _softmax,
     "RESIZE_BILINEAR": _resize, "RESIZE_NEAREST_NEIGHBOR": _resize,
     "SPACE_TO_DEPTH": _depth_space, "DEPTH_TO_SPACE": _depth_space,
-    "FULLY_CONNECTED": _fully_connected, "DEQUANTIZE": _dequantize,
+    "FULLY_CONNECTED": _fully_connected, "DEQUANTIZE": _dequantize, "TOPK_V2": _top_k, "CUMSUM": _cumulative_sum,
 }
 
 # Operators that Keras/TF graphs commonly produce and that keep a model off the GPU, with the fix.

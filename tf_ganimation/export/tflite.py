@@ -16,8 +16,12 @@ with a fixed batch B (1 by default): the GPU delegate needs static shapes. liter
 it from Python like the SavedModel, at any batch (the edit contract of model/edit_model.py).
 
 Conversion fails, writing nothing, when
-- an operator would fall back to the CPU under the GPU delegate (gpu_compatibility.py), unless
-  `allow_cpu_fallback`;
+- an operator would fall back to the CPU under the GPU delegate (gpu_compatibility.py, the static
+  rules), unless `allow_cpu_fallback`;
+- with `gpu_runtime` "auto" (where a Vulkan device is found) or "require": LiteRT's GPU accelerator,
+  compiling the model alone on that device, leaves an operator to the CPU, crashes, or computes
+  float32 outputs that differ from its CPU interpreter's (gpu_runtime.py; float16 arithmetic is measured
+  and recorded in the JSON, not failed);
 - the .tflite, run with LiteRT on fixed random inputs, differs from its source by more than
   PARITY_TOLERANCES on the [0, 1] scale; both run behind the edit contract, the .tflite as a
   litert.TFLiteEditModel, the source as a KerasEditModel or a backends.SavedModelEditModel.
@@ -52,7 +56,7 @@ import tensorflow as tf
 from absl import logging
 
 from tf_ganimation.core import action_units, atomic
-from tf_ganimation.export import backends, flatbuffer, gpu_compatibility, litert
+from tf_ganimation.export import backends, flatbuffer, gpu_compatibility, gpu_runtime, litert
 from tf_ganimation.model import edit_model, networks
 from tf_ganimation.runs import loading, run_folder
 
@@ -81,6 +85,8 @@ class ConversionConfig:
         allow_cpu_fallback: write the model even if some operators would run on the CPU.
         parity_examples: random (image, AUs) pairs the parity check runs, >= 1.
         seed: seed of those inputs.
+        gpu_runtime: the real GPU runtime's check (gpu_runtime.verify): "auto" where a Vulkan device is
+            found, "require" (no device is an error), or "off" (the static rules only).
     """
 
     quantization: str = "float16"
@@ -88,8 +94,11 @@ class ConversionConfig:
     allow_cpu_fallback: bool = False
     parity_examples: int = 4
     seed: int = 0
+    gpu_runtime: str = "off"
 
     def __post_init__(self):
+        if self.gpu_runtime not in gpu_runtime.RUNTIME_CHECKS:
+            raise ValueError(f"gpu_runtime={self.gpu_runtime!r} is invalid: expected one of {gpu_runtime.RUNTIME_CHECKS}")
         if self.quantization not in QUANTIZATIONS:
             raise ValueError(f"quantization={self.quantization!r} is invalid: expected one of {QUANTIZATIONS}")
         for name in ("batch_size", "parity_examples"):
@@ -109,6 +118,8 @@ class ConversionResult:
         max_abs_error: {"images", "attention", "color"} -> max abs difference from the source, [0, 1] scale.
         tolerance: the bound those errors were checked against.
         unsupported_operators: the operators that would fall back to the CPU (empty unless allowed).
+        gpu_runtime_reports: what LiteRT's GPU accelerator showed (gpu_runtime.GpuRuntimeReport), float32
+            first; empty when the check was off or found no Vulkan device.
         metadata: the JSON written next to the model.
     """
 
@@ -119,6 +130,7 @@ class ConversionResult:
     tolerance: float
     unsupported_operators: tuple
     metadata: dict
+    gpu_runtime_reports: tuple = ()
 
 
 class ParityError(ValueError):
@@ -192,6 +204,7 @@ def convert_generator(generator: networks.Generator, image_size: int, out_path: 
 
     Raises:
         gpu_compatibility.GpuCompatibilityError: operators would fall back to the CPU (and not allowed).
+        gpu_runtime.GpuRuntimeError: the GPU runtime check failed (and CPU fallback not allowed).
         ParityError: the model's outputs differ from the generator's by more than the tolerance.
     """
     if not isinstance(image_size, int) or image_size < 4 or image_size % 4:
@@ -243,6 +256,8 @@ def _convert_and_check(function, reference: edit_model.EditModel, out_path, conf
     for operator in offenders:
         logging.warning("GPU delegate: operator %s would run on the CPU", operator)
 
+    reports = gpu_runtime.verify(content, config.gpu_runtime, config.allow_cpu_fallback,
+                                 f"the model from {source} (nothing was written)")
     converted = litert.TFLiteEditModel(content)
     max_abs_error = measure_parity(converted, reference, config)
     tolerance = PARITY_TOLERANCES[config.quantization]
@@ -257,9 +272,10 @@ def _convert_and_check(function, reference: edit_model.EditModel, out_path, conf
                         "scale; use float16 for GPUs or none for exact results", worst)
 
     metadata = model_metadata(out_path, converted, config, source, max_abs_error, tolerance, content, offenders)
+    metadata["gpu_runtime"] = [report.as_dict() for report in reports]
     metadata_path = atomic.write_json(out_path.with_suffix(".json"), metadata, indent=2)
     return ConversionResult(out_path, metadata_path, out_path.stat().st_size, max_abs_error, tolerance,
-                            tuple(offenders), metadata)
+                            tuple(offenders), metadata, reports)
 
 
 def _format_errors(errors: dict) -> str:

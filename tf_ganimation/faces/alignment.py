@@ -187,10 +187,13 @@ def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarr
     weight_y = (row - row0)[..., None].astype(np.float32)
     left = np.clip(column0, 0, width - 1).astype(np.intp)
     right = np.clip(column0 + 1, 0, width - 1).astype(np.intp)
-    top = np.clip(row0, 0, height - 1).astype(np.intp)
-    bottom = np.clip(row0 + 1, 0, height - 1).astype(np.intp)
-    upper = image[top, left] * (1 - weight_x) + image[top, right] * weight_x
-    lower = image[bottom, left] * (1 - weight_x) + image[bottom, right] * weight_x
+    top = np.clip(row0, 0, height - 1).astype(np.intp) * width
+    bottom = np.clip(row0 + 1, 0, height - 1).astype(np.intp) * width
+    # Gathers from the flattened image: the same values as image[rows, columns], 1.4x faster (BENCHMARKS.md, Video).
+    flat = image.reshape(height * width, *image.shape[2:])
+    keep_x = 1 - weight_x
+    upper = flat.take(top + left, axis=0) * keep_x + flat.take(top + right, axis=0) * weight_x
+    lower = flat.take(bottom + left, axis=0) * keep_x + flat.take(bottom + right, axis=0) * weight_x
     return upper * (1 - weight_y) + lower * weight_y
 
 

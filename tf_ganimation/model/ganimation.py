@@ -21,6 +21,9 @@ Design facts measured on TF 2.21 / Keras 3.15 (BUILD_NOTES.md has the details):
 7. XLA (training.trainer): one device compiles a whole step. Under MirroredStrategy the gradient
    computations are compiled per replica (`update(..., compile_gradients=)`) and the all-reduce and the
    optimizer updates run outside XLA, where TensorFlow's cross-device code runs.
+8. One update path: `update` is n_critic `critic_step`s and a `generator_step`, compiled or not, with
+   the same code; each step makes its own generator pass (the last critic update and the generator
+   update both edit the last sub-batch), so that no gradient tape has to span a compiled function.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ def _guarded(loss: tf.Tensor, gradients: list, optimizer) -> tuple[list, tf.Tens
     guarded = [None if gradient is None else tf.where(finite, gradient, tf.constant(float("nan"), gradient.dtype))
                for gradient in gradients]
     return guarded, finite
+
+
+def _uncompiled(function):
+    """`update`'s compile_gradients when nothing is compiled: the function itself."""
+    return function
 
 
 def _replica_scaled(loss: tf.Tensor) -> tf.Tensor:
@@ -135,22 +143,21 @@ class GANimation(keras.Model):
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def update(self, data, compile_gradients=None) -> tuple[dict, dict]:
-        """One train_step: n_critic critic updates, then one generator update; increments train_steps.
+        """One train_step: n_critic `critic_step`s, then one `generator_step`; increments train_steps.
+
+        The one update path: `train_step` (for `fit`), the training loop, the benchmarks and the tests
+        all come through here or through the two steps it calls.
 
         Args:
             data: see the class docstring; "real_image" uint8 [0, 255] or float [-1, 1] (uint8 batches
                 are normalised here, on the device).
             compile_gradients: None, or a function turning a Python function into its compiled form
                 (e.g. `functools.partial(tf.function, jit_compile=True)`); it is applied to the loss and
-                gradient computations, not to the optimizer updates (note 7).
+                gradient computations, not to the optimizer updates (note 7). Nothing else changes.
 
         Returns:
             (loss terms: name -> float32 [], this step's values; skipped: network -> float32 [], the
             number of its updates the non-finite guard skipped on this replica).
-
-        Notes: with compile_gradients the last critic update makes its own generator pass instead of
-        sharing the generator update's (a gradient tape cannot span compiled functions): one more
-        generator forward pass per step, the same numbers.
         """
         # Plan (paper Sec. 4.2 and 5, WGAN-GP with n_critic = 5):
         # 1. For each sub-batch k < n_critic: fake = compose(G(real_k, target_k)), with no gradient
@@ -166,46 +173,60 @@ class GANimation(keras.Model):
         real_aus, target_aus = data["real_aus"], data["target_aus"]
         n_critic = real_image.shape[1]
         first_update = tf.convert_to_tensor(self.train_steps) * n_critic
-        values, skipped = {}, {"critic": tf.constant(0.0), "generator": tf.constant(0.0)}
-        if compile_gradients is None:
-            # The critic updates leave G unchanged, so the last sub-batch's edit serves the last critic
-            # update and, recorded, the generator update: one generator pass fewer per step.
-            generator_tape, edited = self._recorded_edit(real_image[:, -1], target_aus[:, -1])
-            critic_gradients, generator_gradients = self._critic_gradients, self._generator_gradients
-        else:
-            critic_gradients = compile_gradients(self._critic_gradients)
-            generator_gradients = compile_gradients(self._generator_gradients)
+        critic_gradients, generator_gradients = self.gradient_functions(compile_gradients)
+        values, skipped = {}, {"critic": tf.constant(0.0)}
         for k in range(n_critic):
-            fake_image = None
-            if compile_gradients is None:
-                fake_image = (edited if k == n_critic - 1 else self.edit(real_image[:, k], target_aus[:, k]))["fake_image"]
-            # Drawn outside compile_gradients: XLA's random numbers differ from TensorFlow's kernels'.
-            alpha = self._penalty_weights(real_image[:, k], first_update + k)
-            loss, gradients, terms, overflow = critic_gradients(
-                real_image[:, k], real_aus[:, k], target_aus[:, k], fake_image, alpha)
-            skipped["critic"] += self._apply(self.critic, self.critic_optimizer, loss, gradients, overflow)
+            terms, critic_skipped = self.critic_step(real_image[:, k], real_aus[:, k], target_aus[:, k],
+                                                     first_update + k, critic_gradients)
             values.update(terms)
-        if compile_gradients is None:
-            loss, gradients, terms = self._generator_gradients(
-                real_image[:, -1], real_aus[:, -1], target_aus[:, -1], (generator_tape, edited))
-        else:
-            loss, gradients, terms = generator_gradients(real_image[:, -1], real_aus[:, -1], target_aus[:, -1])
-        skipped["generator"] += self._apply(self.generator, self.generator_optimizer, loss, gradients)
+            skipped["critic"] += critic_skipped
+        terms, skipped["generator"] = self.generator_step(real_image[:, -1], real_aus[:, -1], target_aus[:, -1],
+                                                          generator_gradients)
         values.update(terms)
         self.train_steps.assign_add(1)
         return values, skipped
+
+    def gradient_functions(self, compile_gradients=None) -> tuple:
+        """(critic's, generator's) loss-and-gradient functions, each passed through `compile_gradients`
+        (`update`'s) once, for the steps of one train_step to share."""
+        compile_gradients = compile_gradients or _uncompiled
+        return compile_gradients(self._critic_gradients), compile_gradients(self._generator_gradients)
+
+    def critic_step(self, real_image, real_aus, target_aus, update_index, gradients=None) -> tuple[dict, tf.Tensor]:
+        """One critic update on a sub-batch, edited by the current generator (plan step 1).
+
+        Args:
+            real_image: float32 [batch, H, W, 3] in [-1, 1]; real_aus, target_aus: float32 [batch, 17] in [0, 1].
+            update_index: int64 [], the critic update's number in the run (train_steps * n_critic + k): it
+                seeds the gradient penalty's alpha, so a run draws the same alphas however it is resumed.
+            gradients: the critic's function of `gradient_functions` (compiled or not); None: uncompiled.
+
+        Returns:
+            (loss terms: critic_loss, wasserstein_distance, gradient_penalty, critic_aus_loss, float32 [];
+            skipped: float32 [], 1.0 when the non-finite guard skipped the update).
+        """
+        gradients_of = gradients or self._critic_gradients
+        # Drawn outside compile_gradients: XLA's random numbers differ from TensorFlow's kernels'.
+        alpha = self._penalty_weights(real_image, update_index)
+        loss, weight_gradients, terms, overflow = gradients_of(real_image, real_aus, target_aus, alpha)
+        return terms, self._apply(self.critic, self.critic_optimizer, loss, weight_gradients, overflow)
+
+    def generator_step(self, real_image, real_aus, target_aus, gradients=None) -> tuple[dict, tf.Tensor]:
+        """One generator update on a sub-batch (plan step 2); arguments and returns as `critic_step`'s, with
+        the generator's loss terms and function of `gradient_functions`."""
+        loss, weight_gradients, terms = (gradients or self._generator_gradients)(real_image, real_aus, target_aus)
+        return terms, self._apply(self.generator, self.generator_optimizer, loss, weight_gradients)
 
     def _penalty_weights(self, real_image, update_index) -> tf.Tensor:
         """The gradient penalty's alpha for a critic update: float32 [batch], seeded by the update's number."""
         seed = tf.stack([tf.cast(self.seed, tf.int64), tf.cast(update_index, tf.int64)])
         return _interpolation_weights(tf.shape(real_image)[0], seed)
 
-    def _critic_gradients(self, real_image, real_aus, target_aus, fake_image, alpha):
-        """A critic update's loss and gradients on a sub-batch, made by the current generator.
+    def _critic_gradients(self, real_image, real_aus, target_aus, alpha):
+        """A critic update's loss and gradients on a sub-batch, edited here by the current generator.
 
         Args:
             real_image: float32 [batch, H, W, 3] in [-1, 1]; real_aus, target_aus: float32 [batch, 17].
-            fake_image: the generator's edit of real_image to target_aus, or None to make it here.
             alpha: float32 [batch], the gradient penalty's interpolation weights (`_penalty_weights`).
 
         Returns:
@@ -213,9 +234,7 @@ class GANimation(keras.Model):
             True when float16 loss scaling overflowed inside the gradient penalty).
         """
         config = self.loss_config
-        if fake_image is None:
-            fake_image = self.edit(real_image, target_aus)["fake_image"]
-        fake_image = tf.stop_gradient(fake_image)
+        fake_image = tf.stop_gradient(self.edit(real_image, target_aus)["fake_image"])
         loss_scale = getattr(self.critic_optimizer, "dynamic_scale", None)
         with tf.GradientTape() as tape:
             scores = self.critic(tf.concat([real_image, fake_image], axis=0))
@@ -231,11 +250,11 @@ class GANimation(keras.Model):
         return loss, gradients, dict(critic_loss=loss, wasserstein_distance=-adversarial, gradient_penalty=penalty,
                                      critic_aus_loss=aus_loss), overflow
 
-    def _generator_gradients(self, real_image, real_aus, target_aus, recorded=None):
-        """The generator update's loss, gradients and loss terms; `recorded`: `_recorded_edit`'s (tape, edited)."""
+    def _generator_gradients(self, real_image, real_aus, target_aus):
+        """The generator update's loss, gradients of the loss-scaled replica loss, and loss terms."""
         config = self.loss_config
-        tape, edited = recorded or self._recorded_edit(real_image, target_aus)
-        with tape:  # resumes recording
+        with tf.GradientTape() as tape:
+            edited = self.edit(real_image, target_aus)
             reconstructed = self.edit(edited["fake_image"], real_aus)
             scores = self.critic(edited["fake_image"])
             adversarial = losses.wasserstein_generator_loss(scores["realism"])
@@ -266,28 +285,6 @@ class GANimation(keras.Model):
                          for g in gradients]
         optimizer.apply_gradients(zip(gradients, network.trainable_variables))
         return 1.0 - tf.cast(finite, tf.float32)
-
-    def _critic_update(self, real_image, real_aus, fake_image):
-        """One critic update on a sub-batch; `fake_image` [batch, H, W, 3] from the current generator."""
-        alpha = self._penalty_weights(real_image, tf.convert_to_tensor(self.critic_optimizer.iterations))
-        loss, gradients, terms, overflow = self._critic_gradients(real_image, real_aus, None, fake_image, alpha)
-        self.skipped_updates["critic"].update_state(self._apply(self.critic, self.critic_optimizer, loss, gradients,
-                                                                overflow))
-        self._track(**terms)
-
-    def _recorded_edit(self, real_image, target_aus):
-        """`edit` under a new gradient tape that `_generator_gradients` resumes: (tape, edited)."""
-        tape = tf.GradientTape()
-        with tape:
-            edited = self.edit(real_image, target_aus)
-        return tape, edited
-
-    def _generator_update(self, tape, edited, real_image, real_aus, target_aus):
-        """One generator update; `tape` and `edited` from `_recorded_edit(real_image, target_aus)`."""
-        loss, gradients, terms = self._generator_gradients(real_image, real_aus, target_aus, (tape, edited))
-        self.skipped_updates["generator"].update_state(self._apply(self.generator, self.generator_optimizer, loss,
-                                                                   gradients))
-        self._track(**terms)
 
     def _track(self, **values):
         for name, value in values.items():
@@ -326,20 +323,11 @@ def current_step(gan: GANimation) -> int:
     return int(gan.train_steps.numpy())
 
 
-def adopt_legacy_step(gan: GANimation) -> None:
-    """After restoring a checkpoint written before `train_steps` existed (it reads as 0): the step is the
-    generator optimizer's update count, as those runs counted it."""
-    if current_step(gan) == 0:
-        gan.train_steps.assign(tf.cast(gan.generator_optimizer.iterations, tf.int64))
-
-
 def make_checkpoint(gan: GANimation) -> tf.train.Checkpoint:
-    """Both networks and both optimizers (whose iteration counts are the step), as training saves them.
+    """Both networks, both optimizers and the step count, as training saves them.
 
-    Notes: TensorFlow's checkpoint graph does not see the layers Keras 3 keeps in Python lists (the
-    generator's encoder, bottleneck and decoder, the critic's trunk): their variables are saved and
-    restored through the optimizers' variable lists. A checkpoint read without the optimizers leaves
-    them at their initial values, so readers (runs.loading.load_checkpoint) build both optimizers too.
+    The networks' weights are addressed through the networks themselves (generator/encoder_1/...), so
+    a reader that needs only the networks restores them alone (runs.loading.load_checkpoint).
     """
     return tf.train.Checkpoint(generator=gan.generator, critic=gan.critic, train_steps=gan.train_steps,
                                generator_optimizer=gan.generator_optimizer, critic_optimizer=gan.critic_optimizer)

@@ -2,7 +2,8 @@
 
 - `conv`: the paper's convolutions with the authors' initialisation (N(0, 0.02) kernels, zero biases).
 - `InstanceNormalization`: the 4-D, affine instance norm both networks use.
-- `ResidualBlock`: the generator's bottleneck block.
+- `ConvolutionBlock`: convolution, instance norm, ReLU: the generator's encoder and decoder steps.
+- `ResidualBlock`, `Bottleneck`: the generator's residual block, and its bottleneck of them.
 - `StridedConv`: the critic's 4x4 stride-2 convolution; on a CPU, small maps run as one matrix product.
 - `fused_convolution`: several "same" convolutions of one input as one (the generator's two heads).
 - `leaky_relu`: the critic's activation, written so that its gradient of a gradient optimises cleanly.
@@ -80,6 +81,33 @@ class InstanceNormalization(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tf_ganimation")
+class ConvolutionBlock(layers.Layer):
+    """Conv (or transposed conv) -> IN -> ReLU: one step of the generator's encoder or decoder (Fig. 3).
+
+    Args:
+        filters: output channels.
+        kernel_size: the square kernel's side (7 for the first encoder step, 4 for the others).
+        strides: 2 to halve (or, transposed, double) the height and width.
+        transpose: a transposed convolution (the decoder's upsampling).
+
+    Input [batch, height, width, channels] -> [batch, height', width', filters], ReLU so >= 0.
+    """
+
+    def __init__(self, filters: int, kernel_size: int, strides: int = 1, transpose: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.strides, self.transpose = filters, kernel_size, strides, transpose
+        self.convolution = conv(filters, kernel_size, strides=strides, transpose=transpose, name="convolution")
+        self.norm = InstanceNormalization(name="norm")
+
+    def call(self, inputs):
+        return ops.relu(self.norm(self.convolution(inputs)))
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "transpose": self.transpose}
+
+
+@keras.saving.register_keras_serializable(package="tf_ganimation")
 class ResidualBlock(layers.Layer):
     """Conv 3x3 -> IN -> ReLU -> Conv 3x3 -> IN, added to the input; no activation after the sum."""
 
@@ -100,7 +128,33 @@ class ResidualBlock(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tf_ganimation")
-class _StridedConv(layers.Conv2D):
+class Bottleneck(layers.Layer):
+    """`blocks` residual blocks in a row, each a named attribute (residual_1, residual_2, ...).
+
+    Input and output: [batch, height, width, filters].
+
+    Notes: attributes rather than a list, so that tf.train.Checkpoint and SavedModel see every weight
+    (TensorFlow's object graph does not follow the lists Keras 3 tracks).
+    """
+
+    def __init__(self, filters: int, blocks: int, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.blocks = filters, blocks
+        for index in range(1, blocks + 1):
+            setattr(self, f"residual_{index}", ResidualBlock(filters, name=f"residual_{index}"))
+
+    def call(self, inputs):
+        x = inputs
+        for index in range(1, self.blocks + 1):
+            x = getattr(self, f"residual_{index}")(x)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "blocks": self.blocks}
+
+
+@keras.saving.register_keras_serializable(package="tf_ganimation")
+class StridedConv(layers.Conv2D):
     """The critic's 4x4 stride-2 "same" convolution (with bias).
 
     Args:
@@ -136,11 +190,6 @@ class _StridedConv(layers.Conv2D):
                              ops.reshape(kernel, [-1, kernel.shape[-1]]))
         return ops.reshape(outputs, [-1, height // 2, width // 2, kernel.shape[-1]])
 
-
-# Keras' weights files address the layers a network keeps in a list (the critic's trunk) by their class
-# name, snake-cased ("_strided_conv", "_strided_conv_1", ...): the class keeps the name it had when the
-# first critics were saved, so that their critic.weights.h5 files still load, and is public as StridedConv.
-StridedConv = _StridedConv
 
 
 def leaky_relu(features, negative_slope: float = 0.01):

@@ -22,7 +22,7 @@ from keras import ops
 from tf_ganimation.core import action_units
 from tf_ganimation.core.config import ModelConfig
 from tf_ganimation.model import layers
-from tf_ganimation.model.layers import InstanceNormalization, ResidualBlock, conv
+from tf_ganimation.model.layers import conv
 
 
 @keras.saving.register_keras_serializable(package="tf_ganimation")
@@ -51,24 +51,24 @@ class Generator(keras.Model):
         self.filters = filters
         self.residual_blocks = residual_blocks
         self.num_aus = num_aus
-        # === Encoder: 7x7 then two stride-2 downsamplings ===
-        self.encoder = [
-            conv(filters, 7, name="encoder_conv_1"), InstanceNormalization(name="encoder_norm_1"),
-            conv(2 * filters, 4, strides=2, name="encoder_conv_2"), InstanceNormalization(name="encoder_norm_2"),
-            conv(4 * filters, 4, strides=2, name="encoder_conv_3"), InstanceNormalization(name="encoder_norm_3"),
-        ]
-        # === Bottleneck ===
-        self.bottleneck = [ResidualBlock(4 * filters, name=f"residual_{i + 1}") for i in range(residual_blocks)]
-        # === Decoder: two stride-2 transposed convolutions ===
-        self.decoder = [
-            conv(2 * filters, 4, strides=2, transpose=True, name="decoder_conv_1"),
-            InstanceNormalization(name="decoder_norm_1"),
-            conv(filters, 4, strides=2, transpose=True, name="decoder_conv_2"),
-            InstanceNormalization(name="decoder_norm_2"),
-        ]
+        # Every block is a named attribute, never a list, so that every standard tool (tf.train.Checkpoint,
+        # save_weights, SavedModel) sees every weight.
+        # === Encoder (Fig. 3): 7x7, then two stride-2 4x4 downsamplings ===
+        self.encoder_1 = layers.ConvolutionBlock(filters, 7, name="encoder_1")
+        self.encoder_2 = layers.ConvolutionBlock(2 * filters, 4, strides=2, name="encoder_2")
+        self.encoder_3 = layers.ConvolutionBlock(4 * filters, 4, strides=2, name="encoder_3")
+        # === Bottleneck: residual blocks at 1/4 resolution ===
+        self.bottleneck = layers.Bottleneck(4 * filters, residual_blocks, name="bottleneck")
+        # === Decoder: two stride-2 4x4 transposed convolutions ===
+        self.decoder_1 = layers.ConvolutionBlock(2 * filters, 4, strides=2, transpose=True, name="decoder_1")
+        self.decoder_2 = layers.ConvolutionBlock(filters, 4, strides=2, transpose=True, name="decoder_2")
         # === Heads (Sec. 4.1): colour regression and attention regression ===
         self.color_head = conv(3, 7, name="color_head")
         self.attention_head = conv(1, 7, name="attention_head")
+
+    def blocks(self) -> list[keras.layers.Layer]:
+        """Encoder, bottleneck and decoder in the order they run (the heads follow)."""
+        return [self.encoder_1, self.encoder_2, self.encoder_3, self.bottleneck, self.decoder_1, self.decoder_2]
 
     def call(self, image, aus):
         height, width = image.shape[1], image.shape[2]
@@ -77,12 +77,8 @@ class Generator(keras.Model):
         # Sec. 4.1: the AU vector is repeated over every pixel and concatenated to the image.
         aus = ops.reshape(ops.cast(aus, image.dtype), [-1, 1, 1, self.num_aus])
         x = ops.concatenate([image, ops.tile(aus, [1, height, width, 1])], axis=-1)
-        for convolution, norm in zip(self.encoder[::2], self.encoder[1::2]):
-            x = ops.relu(norm(convolution(x)))
-        for block in self.bottleneck:
+        for block in self.blocks():
             x = block(x)
-        for convolution, norm in zip(self.decoder[::2], self.decoder[1::2]):
-            x = ops.relu(norm(convolution(x)))
         color, attention = self._heads(x)
         return {"color": ops.tanh(color), "attention": ops.sigmoid(attention)}
 
@@ -124,8 +120,10 @@ class Critic(keras.Model):
         self.filters = filters
         self.layers_count = layers_count
         self.num_aus = num_aus
-        self.trunk = [layers.StridedConv(filters * 2**i, cpu_variant=cpu_variants, name=f"conv_{i + 1}")
-                      for i in range(layers_count)]
+        # === Trunk: layers_count stride-2 4x4 convolutions (named attributes, as in the generator) ===
+        for index in range(1, layers_count + 1):
+            setattr(self, f"conv_{index}",
+                    layers.StridedConv(filters * 2**(index - 1), cpu_variant=cpu_variants, name=f"conv_{index}"))
         self.realism_head = conv(1, 3, name="realism_head")
 
     def build(self, input_shape):
@@ -141,8 +139,8 @@ class Critic(keras.Model):
 
     def call(self, image):
         x = image
-        for convolution in self.trunk:
-            x = layers.leaky_relu(convolution(x), negative_slope=0.01)
+        for index in range(1, self.layers_count + 1):
+            x = layers.leaky_relu(getattr(self, f"conv_{index}")(x), negative_slope=0.01)
         realism = ops.cast(self.realism_head(x), "float32")
         aus = ops.reshape(ops.cast(self.aus_head(x), "float32"), [-1, self.num_aus])
         return {"realism": realism, "aus": aus}
@@ -168,16 +166,18 @@ def compose(image, color, attention):
     return attention * image + (1.0 - attention) * color
 
 
-def build_generator(config: ModelConfig) -> Generator:
-    """A built generator of `config`'s sizes (weights created by one call on zeros)."""
+def build_generator(config: ModelConfig, cpu_variants: bool | None = None) -> Generator:
+    """A built generator of `config`'s sizes (weights created by one call on zeros); `cpu_variants` as
+    Generator's (None: by the devices TensorFlow sees)."""
     generator = Generator(config.generator_filters, config.generator_residual_blocks, config.num_aus,
-                          name="generator")
+                          cpu_variants=cpu_variants, name="generator")
     generator(ops.zeros([1, config.image_size, config.image_size, 3]), ops.zeros([1, config.num_aus]))
     return generator
 
 
-def build_critic(config: ModelConfig) -> Critic:
-    """A built critic of `config`'s sizes for `config.image_size` px images."""
-    critic = Critic(config.critic_filters, config.critic_layers, config.num_aus, name="critic")
+def build_critic(config: ModelConfig, cpu_variants: bool | None = None) -> Critic:
+    """A built critic of `config`'s sizes for `config.image_size` px images; `cpu_variants` as Critic's."""
+    critic = Critic(config.critic_filters, config.critic_layers, config.num_aus, cpu_variants=cpu_variants,
+                    name="critic")
     critic(ops.zeros([1, config.image_size, config.image_size, 3]))
     return critic

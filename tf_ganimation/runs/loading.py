@@ -12,7 +12,7 @@ import pathlib
 import tensorflow as tf
 
 from tf_ganimation.core.config import Config
-from tf_ganimation.model import ganimation, networks
+from tf_ganimation.model import networks
 from tf_ganimation.runs import run_folder
 
 
@@ -51,9 +51,8 @@ def load_checkpoint(workdir: os.PathLike, checkpoint: str = "latest"
     """Both networks of a run as a training checkpoint holds them: (generator, critic, config, step).
 
     Reads a run that is still training (or was stopped) as well as a finished one (evaluate.py
-    --checkpoint). The networks come with both optimizers, built by `ganimation.make_gan`:
-    ganimation.make_checkpoint says why. The optimizers' schedules do not matter here, so they are
-    built for a one-step run.
+    --checkpoint): the two networks and the step, not the optimizers (ganimation.make_checkpoint
+    addresses every weight through its network).
 
     Args:
         checkpoint: "latest" (the newest one the run records), a checkpoint name in
@@ -66,7 +65,8 @@ def load_checkpoint(workdir: os.PathLike, checkpoint: str = "latest"
     workdir = pathlib.Path(workdir)
     config = run_folder.load_config(workdir)
     directory = workdir / run_folder.CHECKPOINT_DIR
-    gan = ganimation.make_gan(config, total_steps=1, decay_steps=0)
+    generator, critic = networks.build_generator(config.model), networks.build_critic(config.model)
+    train_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_steps")
     if checkpoint == "latest":
         path = tf.train.latest_checkpoint(os.fspath(directory))
     else:
@@ -75,10 +75,10 @@ def load_checkpoint(workdir: os.PathLike, checkpoint: str = "latest"
         found = sorted(index.name[:-len(".index")] for index in directory.glob("*.index"))
         raise FileNotFoundError(f"checkpoint {checkpoint!r} not found in {directory}: the run has "
                                 f"{', '.join(found) or 'no checkpoints yet'}")
+    reader = tf.train.Checkpoint(generator=generator, critic=critic, train_steps=train_steps)
     try:
-        ganimation.make_checkpoint(gan).restore(path).assert_existing_objects_matched()
-        ganimation.adopt_legacy_step(gan)
+        reader.read(path).expect_partial().assert_existing_objects_matched()
     except (ValueError, AssertionError) as error:
-        raise ValueError(f"{path} does not hold the networks of {workdir / run_folder.CONFIG_FILE}: "
-                         f"{error}") from None
-    return gan.generator, gan.critic, config, ganimation.current_step(gan)
+        raise ValueError(f"{path} does not hold the networks of {workdir / run_folder.CONFIG_FILE} "
+                         f"(a run of an earlier layout converts with scripts/upgrade_run.py): {error}") from None
+    return generator, critic, config, int(train_steps.numpy())

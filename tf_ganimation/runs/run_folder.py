@@ -42,6 +42,7 @@ def load_config(workdir: os.PathLike) -> config_lib.Config:
 
     Raises:
         FileNotFoundError: the workdir or its config.json is missing (not a training run's folder).
+        ValueError: a field holds a value this version does not accept (the message names it).
     """
     path = pathlib.Path(workdir) / CONFIG_FILE
     if not path.is_file():
@@ -49,4 +50,8 @@ def load_config(workdir: os.PathLike) -> config_lib.Config:
                                 "(scripts/train.py writes config.json there when it starts)")
     fields = json.loads(path.read_text())
     sections = {field.name: type(field.default) for field in dataclasses.fields(config_lib.Config)}
-    return config_lib.Config(**{name: cls(**fields.get(name, {})) for name, cls in sections.items()})
+    try:
+        return config_lib.Config(**{name: cls(**fields.get(name, {})) for name, cls in sections.items()})
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {error} (a run written before 0.3 converts with "
+                         f"`python scripts/upgrade_run.py {workdir}`)") from None

@@ -41,14 +41,17 @@ def make_manager(gan: ganimation.GANimation, directory: os.PathLike, keep: int) 
 
 
 def recorded(directory: os.PathLike) -> list[str]:
-    """The checkpoint paths the folder's `checkpoint` state file records, oldest first ([] if none)."""
+    """The checkpoint paths the folder's `checkpoint` state file records, oldest first ([] if none).
+
+    Relative entries come back joined to `directory` already (tf.train.get_checkpoint_state does it).
+    """
     state = tf.train.get_checkpoint_state(os.fspath(directory))
     if state is None:
         return []
     paths = list(state.all_model_checkpoint_paths)
     if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
         paths.append(state.model_checkpoint_path)
-    return [path if os.path.isabs(path) else os.path.join(os.fspath(directory), path) for path in paths]
+    return paths
 
 
 def restore_latest(checkpoint: tf.train.Checkpoint, directory: os.PathLike) -> str | None:
@@ -58,15 +61,16 @@ def restore_latest(checkpoint: tf.train.Checkpoint, directory: os.PathLike) -> s
         The restored checkpoint's path, or None when the folder records none (a new run).
 
     Raises:
-        CheckpointError: checkpoints are recorded but none can be read.
+        CheckpointError: checkpoints are recorded but none can be read, or the newest holds other networks.
     """
     candidates = recorded(directory)
     failures = []
     for path in reversed(candidates):
         try:
             checkpoint.restore(path).assert_existing_objects_matched()
-        except AssertionError:  # readable, but another model's: training._check_resumable names it
-            raise
+        except AssertionError as error:  # readable, but not these networks' (other sizes are caught earlier)
+            raise CheckpointError(f"{path} does not hold these networks ({str(error).splitlines()[0]}): a run "
+                                  "written before 0.3 converts with `python scripts/upgrade_run.py RUN`") from None
         except Exception as error:  # OpError (missing, bad CRC), IndexError (truncated), ...
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             logging.warning("Checkpoint %s cannot be read (%s): falling back to the one before it", path, reason)

@@ -39,6 +39,41 @@ def uses_xla(run: RunConfig) -> bool:
     return run.jit_compile == "true" or (run.jit_compile == "auto" and has_accelerator())
 
 
+# CPU flags (Linux /proc/cpuinfo) of bfloat16 matrix arithmetic, which oneDNN uses for bfloat16 convolutions.
+BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            return {flag for line in cpuinfo if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+    except OSError:  # not Linux: no flag is known, so auto stays float32
+        return set()
+
+
+def mixed_precision(run: RunConfig, cpu_flags: set[str] | None = None) -> tuple[str, str]:
+    """RunConfig.mixed_precision resolved, and why: (policy, reason).
+
+    "auto" is mixed_bfloat16 on GPUs of compute capability 8.0 or more (Ampere on), which have bfloat16
+    tensor cores, and on CPUs with AVX512_BF16 or AMX (BENCHMARKS.md: the quick start's step is faster
+    there); float32 ("none") elsewhere, where bfloat16 would be emulated. `cpu_flags`: this CPU's (None:
+    read from /proc/cpuinfo).
+    """
+    if run.mixed_precision != "auto":
+        return run.mixed_precision, "--mixed_precision set"
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capabilities = [tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0)
+                        for gpu in gpus]
+        if min(capabilities) >= (8, 0):
+            return "mixed_bfloat16", f"GPUs of compute capability {min(capabilities)} have bfloat16 tensor cores"
+        return "none", f"a GPU of compute capability {min(capabilities)} has no bfloat16 tensor cores"
+    found = sorted(set(BFLOAT16_CPU_FLAGS) & (_cpu_flags() if cpu_flags is None else cpu_flags))
+    if found:
+        return "mixed_bfloat16", f"the CPU has bfloat16 arithmetic ({', '.join(found)})"
+    return "none", f"the CPU has no bfloat16 arithmetic (none of {', '.join(BFLOAT16_CPU_FLAGS)}): float32"
+
+
 # train_steps per tf.function call under RunConfig.steps_per_execution=0: on a GPU the host's per-call
 # work (reading the logs, the NaN guard, the progress bar) is then paid once per 8 steps; on CPU a
 # step takes far longer than that work.

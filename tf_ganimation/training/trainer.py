@@ -47,7 +47,8 @@ from tf_ganimation.training import checkpoints
 from tf_ganimation.training.faults import InterruptFlag, NonFiniteGuard
 from tf_ganimation.training.monitor import Probe, TrainingMonitor
 from tf_ganimation.training.schedule import Schedule, make_schedule
-from tf_ganimation.training.strategy import global_batch_size, make_strategy, steps_per_execution, task_of, uses_xla
+from tf_ganimation.training.strategy import (global_batch_size, make_strategy, mixed_precision, steps_per_execution,
+                                             task_of, uses_xla)
 
 
 def make_step_function(gan: ganimation.GANimation, strategy: tf.distribute.Strategy, jit_compile: bool = False,
@@ -146,6 +147,16 @@ def _fixed_samples(config: Config, examples) -> dict[str, np.ndarray]:
     return {key: value for key, value in samples.items() if key != "id"}
 
 
+def _set_precision(config: Config) -> Config:
+    """Sets Keras' policy to RunConfig.mixed_precision resolved for this machine (strategy.mixed_precision,
+    logged with the reason); returns the config with it resolved, as config.json records it."""
+    precision, reason = mixed_precision(config.run)
+    logging.info("Precision %s: %s", "float32" if precision == "none" else precision, reason)
+    if precision != "none":
+        keras.mixed_precision.set_global_policy(precision)
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, mixed_precision=precision))
+
+
 @dataclasses.dataclass
 class TrainingRun:
     """A run ready for its first step, as `set_up` leaves it for `loop`."""
@@ -175,8 +186,7 @@ def set_up(config: Config, run_dir: pathlib.Path) -> TrainingRun:
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_resumable(config, run_dir)
     keras.utils.set_random_seed(config.run.seed)
-    if config.run.mixed_precision != "none":
-        keras.mixed_precision.set_global_policy(config.run.mixed_precision)
+    config = _set_precision(config)
 
     examples = inventory.load_examples(config.data)  # logs the data summary: usable and skipped examples
     schedule = make_schedule(config, len(examples.train))
