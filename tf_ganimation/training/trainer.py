@@ -163,6 +163,16 @@ def _fixed_samples(config: Config, examples) -> dict[str, np.ndarray]:
     return {key: value for key, value in samples.items() if key != "id"}
 
 
+def _set_precision(config: Config) -> Config:
+    """Sets Keras' policy to RunConfig.mixed_precision resolved for this machine (strategy.mixed_precision,
+    logged with the reason); returns the config with it resolved, as config.json records it."""
+    precision, reason = mixed_precision(config.run)
+    logging.info("Precision %s: %s", "float32" if precision == "none" else precision, reason)
+    if precision != "none":
+        keras.mixed_precision.set_global_policy(precision)
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, mixed_precision=precision))
+
+
 @dataclasses.dataclass
 class TrainingRun:
     """A run ready for its first step, as `set_up` leaves it for `loop`."""
