@@ -246,7 +246,7 @@ def free_port() -> int:
 
 
 
-# === Step bundles (scripts/benchmarks/export_step.py, scripts/step_bundle.py and step_runner.py) ===
+# === Step bundles (scripts/export_step.py, scripts/step_bundle.py and step_runner.py) ===
 
 # A Python with numpy and jax for the step runner: $STEP_RUNNER_PYTHON, else the .venv-jax that .ci/run
 # makes (requirements-jax.txt), else a python3.12 on the PATH that has jax.
@@ -285,7 +285,7 @@ def _tiny_step_bundle() -> pathlib.Path:
 
     root = pathlib.Path(tempfile.mkdtemp(prefix="tiny_step_bundle_"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
-    result = subprocess.run([sys.executable, "scripts/benchmarks/export_step.py", "--tiny", "--batch_sizes=2",
+    result = subprocess.run([sys.executable, "scripts/export_step.py", "--tiny", "--batch_sizes=2",
                              "--precisions=float32", f"--out={root}"],
                             cwd=PROJECT_ROOT, capture_output=True, text=True, check=False, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""scripts/benchmarks/export_step.py at --tiny on the CPU: the bundle's files, its size, device_check.sh's rows."""
+"""scripts/export_step.py at --tiny on the CPU: the bundle's files, its size, device_check.sh's rows."""
 
 import json
 import os
@@ -40,6 +40,6 @@ def test_the_device_check_skips_the_rows_its_budget_cannot_hold(tiny_step_bundle
 
 
 def test_a_missing_out_folder_is_a_user_error(tmp_path):
-    result = subprocess.run([sys.executable, "scripts/benchmarks/export_step.py", "--tiny"], cwd=PROJECT_ROOT,
+    result = subprocess.run([sys.executable, "scripts/export_step.py", "--tiny"], cwd=PROJECT_ROOT,
                             capture_output=True, text=True, check=False, timeout=120)
     assert result.returncode == 2 and "--out is required" in result.stderr

@@ -17,7 +17,7 @@ from tf_ganimation.model import networks
 
 from conftest import PROJECT_ROOT, TINY_MODEL, TINY_STEP_SETTING
 
-sys.path.insert(0, os.fspath(PROJECT_ROOT / "scripts"))  # as when scripts/benchmarks/export_step.py runs
+sys.path.insert(0, os.fspath(PROJECT_ROOT / "scripts"))  # as when scripts/export_step.py runs
 import step_bundle  # noqa: E402
 
 TINY_CONFIG = Config(model=TINY_MODEL, data=DataConfig(image_size=32, batch_size=2, n_critic=2))
@@ -92,7 +92,7 @@ def test_the_spec_names_every_variable_its_initialiser_and_the_output_that_retur
         assert output["shape"] == entry["shape"] and output["dtype"] == entry["dtype"]
     initializers = {entry["name"]: entry["initializer"] for entry in state}
     assert initializers["generator/encoder_1/convolution/kernel"] == {"distribution": "normal", "mean": 0.0, "stddev": 0.02}
-    assert initializers["generator/encoder_norm_1/gamma"] == {"constant": 1.0}
+    assert initializers["generator/encoder_1/norm/gamma"] == {"constant": 1.0}
     assert initializers["gan/train_steps"] == {"constant": 0}
     assert all(initializers[name] == {"constant": 0.0} for name in initializers if name.endswith("_velocity"))
     losses = [output["name"] for output in step["outputs"] if output["kind"] == "loss"]

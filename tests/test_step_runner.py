@@ -14,7 +14,7 @@ import pytest
 
 from conftest import PROJECT_ROOT, TINY_STEP_SETTING
 
-sys.path.insert(0, os.fspath(PROJECT_ROOT / "scripts"))  # as when scripts/benchmarks/export_step.py runs
+sys.path.insert(0, os.fspath(PROJECT_ROOT / "scripts"))  # as when scripts/export_step.py runs
 import step_bundle  # noqa: E402
 
 

@@ -12,7 +12,7 @@ critic update with the gradient penalty, each critic update with its own generat
 are the same as scripts/benchmarks/train_step.py's: median seconds of a critic update, a generator update, one
 n_critic + 1 train step and an inference at batch 1, after --warmup untimed runs.
 
-It needs only torch (and the standard library): step bundles (scripts/benchmarks/export_step.py) carry it
+It needs only torch (and the standard library): step bundles (scripts/export_step.py) carry it
 to GPU machines that have no TensorFlow. --precision=bfloat16 runs the networks under
 `torch.autocast(bfloat16)`, PyTorch's counterpart of Keras' mixed_bfloat16; --compile wraps both
 networks in `torch.compile` (whose AOT autograd may refuse the gradient penalty's double backward:

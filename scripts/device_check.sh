@@ -5,7 +5,7 @@
 #   bash <bundle>/device_check.sh                      # writes <bundle>/device_check.jsonl, prints a table
 #   DEVICE_CHECK_BUDGET=420 PYTHON=python3.12 bash <bundle>/device_check.sh
 #
-# scripts/benchmarks/export_step.py writes the bundle and copies this file, run_step.py and
+# scripts/export_step.py writes the bundle and copies this file, run_step.py and
 # pytorch_reference.py into it; device_check.tsv lists the rows (kind, setting, batch, precision, cap
 # in seconds, pytorch_reference.py's size flags). A row starts only if its cap fits in what is left of the budget, and runs under
 # `timeout` with that cap, so the whole check ends within the budget. Needs numpy and jax/jaxlib for

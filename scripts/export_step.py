@@ -1,8 +1,8 @@
 """Exports the XLA train_step as a step bundle that runs without TensorFlow (scripts/step_bundle.py).
 
-    python scripts/benchmarks/export_step.py --out=build/step_bundle     # the GPU check: 128 px, paper networks
+    python scripts/export_step.py --out=build/step_bundle     # the GPU check: 128 px, paper networks
     bash build/step_bundle/device_check.sh                                # on the GPU machine (numpy, jax, torch)
-    python scripts/benchmarks/export_step.py --out=/tmp/tiny_bundle --tiny  # 32 px tiny networks, for CPUs and tests
+    python scripts/export_step.py --out=/tmp/tiny_bundle --tiny  # 32 px tiny networks, for CPUs and tests
     python3.12 /tmp/tiny_bundle/run_step.py /tmp/tiny_bundle/32px_batch2_float32
 
 One folder per setting, --batch_sizes x --precisions, each with the HLO of one train_step and of a
@@ -31,9 +31,8 @@ from tf_ganimation.core import atomic
 from tf_ganimation.core.config import Config, DataConfig, RunConfig
 from tf_ganimation.training import strategy
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # scripts/: step_bundle.py, throughput.py
-import step_bundle  # noqa: E402
-import throughput  # noqa: E402
+import step_bundle  # scripts/step_bundle.py, beside this script
+import throughput  # scripts/throughput.py, likewise
 
 flags.DEFINE_string("out", None, "The bundle folder (created; settings already there are replaced).")
 flags.DEFINE_list("batch_sizes", ["25", "200"], "Batch sizes, one bundle each (the first is the headline).")
@@ -108,8 +107,8 @@ def main(argv):
                          "gzipped_bytes": sizes, "state_parameters": sum(
                              entry["kind"] == "state" for entry in spec["programs"]["step"]["parameters"])})
         print(json.dumps(exported[-1]), file=sys.stderr, flush=True)
-    for name in ("pytorch_reference.py", "device_check.sh"):
-        atomic.write_with(root / name, lambda path, name=name: shutil.copy(SCRIPTS / name, path))
+    for source in (SCRIPTS / "benchmarks" / "pytorch_reference.py", SCRIPTS / "device_check.sh"):
+        atomic.write_with(root / source.name, lambda path, source=source: shutil.copy(source, path))
     rows = ["\t".join(str(field) for field in row) for row in device_check_rows(settings)]
     atomic.write_text(root / "device_check.tsv", "# kind\tsetting\tbatch\tprecision\tcap_s\tsize_flags\n"
                       + "\n".join(rows) + "\n")
