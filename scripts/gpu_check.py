@@ -55,7 +55,8 @@ for _name, (_default, _, _help) in _NUMBERS.items():
     (flags.DEFINE_float if isinstance(_default, float) else flags.DEFINE_integer)(_name, _default, _help)
 flags.DEFINE_bool("tiny", False, "32-px tiny networks, n_critic 2, batches 2 and 4, a few steps: for CPUs and tests.")
 flags.DEFINE_string("output", None, "The JSON file of the table's numbers; default: <workdir>/gpu_check.json.")
-flags.DEFINE_string("workdir", None, "Folder for the faces, the training run and the logs; default: a new temporary one.")
+flags.DEFINE_string("workdir", None,
+                    "Folder for the faces, the training run and the logs; default: a new temporary one.")
 # train.py's process start, data check of the faces and final save, beside its first call (seconds).
 TRAIN_START_UP_SECONDS = {False: 25.0, True: 10.0}
 
@@ -120,7 +121,8 @@ def _train_and_evaluate(row, measured: dict, rendering, data_dir: pathlib.Path, 
         f"# scripts/gpu_check.py's training run: {row.label}, about {train_seconds:.0f} s.",
         f"--flagfile={PROJECT_ROOT / 'configs' / 'paper.flags'}",
         *(f"--{name}={getattr(model, name)}" for name in ("image_size", "generator_filters",
-                                                         "generator_residual_blocks", "critic_filters", "critic_layers")),
+                                                         "generator_residual_blocks", "critic_filters",
+                                                         "critic_layers")),
         f"--batch_size={row.batch_size}", f"--n_critic={row.n_critic}",
         f"--mixed_precision={'none' if row.precision == 'float32' else row.precision}", "--jit_compile=auto",
         f"--steps_per_execution={steps_per_execution}", f"--max_steps={max_steps}", "--cache_images",
@@ -173,8 +175,8 @@ def main(argv):
     settings = {name: _setting(name) for name in _NUMBERS} | {"tiny": FLAGS.tiny, "workdir": str(workdir)}
     report = {"date": time.strftime("%Y-%m-%d"), "machine": _machine(), "settings": settings}
     seconds_per_row, min_steps = settings["seconds_per_row"], settings["min_timed_steps"]
-    table_budget = (settings["budget_seconds"] - train_seconds - (settings["evaluation_seconds"] if train_seconds else 0)
-                    - (time.monotonic() - started))
+    table_budget = (settings["budget_seconds"] - train_seconds
+                    - (settings["evaluation_seconds"] if train_seconds else 0) - (time.monotonic() - started))
     report["rows"] = throughput.measure_rows(
         rows, lambda row: throughput.measure_row(row, seconds_per_row, min_steps, settings["steps_per_execution"]),
         table_budget, throughput.TINY_FIRST_CALL_GUESS if FLAGS.tiny else throughput.FIRST_CALL_GUESS,

@@ -284,7 +284,8 @@ def markdown_table(results: list[dict], training: dict | None = None) -> str:
         if result["status"] == "measured":
             cells = [f"{result['images_per_second']:.1f}", f"{result['seconds_per_step']:.4g}",
                      f"{result['first_call_seconds']:.1f}", f"{result['memory_mb']:.0f}", str(result["timed_calls"]),
-                     f"steps per call: {result['steps_per_call']}" + ("" if result["finite_losses"] else "; NaN losses")]
+                     f"steps per call: {result['steps_per_call']}"
+                     + ("" if result["finite_losses"] else "; NaN losses")]
         else:
             cells = ["-"] * 5 + [result["status"]]
         lines.append(f"| {result['row']} | " + " | ".join(cells) + " |")

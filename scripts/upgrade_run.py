@@ -116,7 +116,8 @@ def _convert_weights(run: pathlib.Path, staging: pathlib.Path, config) -> list[s
         path = run / file_name
         if not path.is_file():
             continue
-        inputs = [tf.zeros([1, size, size, 3])] + ([tf.zeros([1, model.num_aus])] if file_name.startswith("gen") else [])
+        inputs = [tf.zeros([1, size, size, 3])] + (
+            [tf.zeros([1, model.num_aus])] if file_name.startswith("gen") else [])
         old(*inputs)
         old.load_weights(path)
         _copy_weights(old, new)

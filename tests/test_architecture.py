@@ -138,7 +138,8 @@ def test_nothing_in_the_libraries_imports_scripts_and_the_package_does_not_impor
     offending = []
     for name, path in _modules(PROJECT_ROOT / folder).items():
         for imported in _imports(path):
-            if imported.split(".")[0] == "scripts" or (folder == "tf_ganimation" and imported.split(".")[0] == "serving"):
+            if (imported.split(".")[0] == "scripts"
+                    or (folder == "tf_ganimation" and imported.split(".")[0] == "serving")):
                 offending.append(f"{name} imports {imported}")
     assert not offending, "\n".join(offending)
 
@@ -176,7 +177,8 @@ def test_every_module_has_its_mirrored_test_file(folder):
         if path.name.startswith("__") or path.name.startswith("_"):
             continue
         relative = path.relative_to(PROJECT_ROOT / folder)
-        test_dir = PROJECT_ROOT / "tests" / (relative.parent if folder == "tf_ganimation" else pathlib.Path("serving") / relative.parent)
+        test_dir = PROJECT_ROOT / "tests" / (relative.parent if folder == "tf_ganimation"
+                                             else pathlib.Path("serving") / relative.parent)
         if not (test_dir / f"test_{path.stem}.py").is_file():
             missing.append(f"{folder}/{relative} -> {test_dir.relative_to(PROJECT_ROOT)}/test_{path.stem}.py")
     assert not missing, "\n".join(missing)

@@ -85,8 +85,8 @@ def _parse_error(*args: str) -> Exception:
 
 
 @pytest.mark.parametrize("given, closest", [("batch_sise", "batch_size"), ("batchsize", "batch_size"),
-                                            ("imgae", "image"), ("images", "image"), ("nocache_image", "nocache_images"),
-                                            ("video", None), ("x", None)])
+                                            ("imgae", "image"), ("images", "image"),
+                                            ("nocache_image", "nocache_images"), ("video", None), ("x", None)])
 def test_the_closest_valid_flag_is_suggested_only_when_it_is_close(given, closest):
     assert cli.closest_flag(given, cli.flag_names(_flag_values())) == closest
 
@@ -184,7 +184,8 @@ def test_importing_the_package_and_its_library_changes_nothing_in_the_process():
         from tf_ganimation.core import config
         first = {"environ": dict(os.environ) == before, "meta_path": sys.meta_path == finders}
         from tf_ganimation.training import trainer  # loads TensorFlow, which sets variables of its own
-        ours = [name for name in ("TF_ENABLED_DEVICE_TYPES", "TF_CPP_MIN_LOG_LEVEL") if os.environ.get(name) != before.get(name)]
+        ours = [name for name in ("TF_ENABLED_DEVICE_TYPES", "TF_CPP_MIN_LOG_LEVEL")
+                if os.environ.get(name) != before.get(name)]
         print(json.dumps({**first, "changed": ours}))
     """)
     result = subprocess.run([sys.executable, "-c", program], check=False, capture_output=True, text=True,

@@ -79,7 +79,8 @@ def main(argv):
     aus_list = [rng.uniform(0, 1, action_units.NUM_AUS).astype(np.float32) for _ in range(count)]
 
     rows = {
-        f"generator on the {FLAGS.image_size}-px crop": _time(lambda aus: model(crops, aus[None]), aus_list, _WARMUP.value),
+        f"generator on the {FLAGS.image_size}-px crop": _time(lambda aus: model(crops, aus[None]), aus_list,
+                                                              _WARMUP.value),
         "paste-back into the photo": _time(lambda aus: demo.face_editor.paste(
             loaded.photo, loaded.crops, outputs["color"], outputs["attention"]), aus_list, _WARMUP.value),
         "on_edit (the server's work)": _time(lambda aus: web_demo.on_edit(demo, state, aus), aus_list, _WARMUP.value),

@@ -33,7 +33,8 @@ def every_tensor_as_output(content: bytes) -> tuple[bytes, list[int]]:
     """The model with every operator output (DEQUANTIZE aside) as a graph output, and those tensor indices."""
     model = schema.ModelT.InitFromPackedBuf(content, 0)
     subgraph = model.subgraphs[0]
-    codes = [flatbuffer.OPERATOR_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode)) for code in model.operatorCodes]
+    codes = [flatbuffer.OPERATOR_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+             for code in model.operatorCodes]
     tensors = [int(op.outputs[0]) for op in subgraph.operators if codes[op.opcodeIndex] != "DEQUANTIZE"]
     subgraph.outputs = np.array(tensors, np.int32)
     model.signatureDefs = []  # the outputs no longer match the `edit` signature
@@ -73,12 +74,14 @@ def main(argv):
     errors = result["max_abs_error"]
     rows = []
     operators = [op for op in subgraph.operators]
-    codes = [flatbuffer.OPERATOR_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode)) for code in model.operatorCodes]
+    codes = [flatbuffer.OPERATOR_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+             for code in model.operatorCodes]
     by_output = {int(op.outputs[0]): op for op in operators}
     for index in tensors:
         name = names[index]
         operator = by_output[index]
-        input_errors = [errors.get(names[int(i)], 0.0) for i in operator.inputs if int(i) in by_output and int(i) in tensors]
+        input_errors = [errors.get(names[int(i)], 0.0) for i in operator.inputs
+                        if int(i) in by_output and int(i) in tensors]
         rows.append((name, codes[operator.opcodeIndex], errors.get(name, float("nan")), scale[name],
                      errors.get(name, float("nan")) / max(scale[name], 1e-12), max(input_errors, default=0.0)))
     print(f"float16 arithmetic on {devices[0].driver} ({devices[0].adapter.split(',')[0]}) against the CPU interpreter")

@@ -24,8 +24,6 @@ import time
 import numpy as np
 from absl import flags, logging
 
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
-
 from tf_ganimation import cli  # before anything loads TensorFlow: cli readies its start (cli.py)
 
 # isort: split
@@ -35,6 +33,8 @@ from tf_ganimation.core import action_units
 from tf_ganimation.core.config import ModelConfig
 from tf_ganimation.export import saved_model
 from tf_ganimation.model import networks
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 flags.DEFINE_list("batch_sizes", ["1", "8"], "Batch sizes to time.")
 flags.DEFINE_integer("requests", 30, "Timed requests per row (after 3 untimed ones).")
@@ -104,9 +104,10 @@ def main(argv):
             images = np.repeat(image[None], batch, axis=0)
             aus = np.repeat(action_units.preset("happy")[None], batch, axis=0)
             for name, client in clients.items():
-                payloads = {"float32 tensors" if name == "gRPC" else "float JSON": lambda c=client: c.edit(images, aus),
-                            "PNG bytes" if name == "gRPC" else "PNG b64": lambda c=client: c.edit_encoded([png] * batch,
-                                                                                                         aus)}
+                payloads = {"float32 tensors" if name == "gRPC" else "float JSON":
+                                lambda c=client, x=images, a=aus: c.edit(x, a),
+                            "PNG bytes" if name == "gRPC" else "PNG b64":
+                                lambda c=client, n=batch, a=aus: c.edit_encoded([png] * n, a)}
                 for payload, call in payloads.items():
                     latencies = _time(call, FLAGS.requests)
                     print(f"| {name} | {payload} | {batch} | {1000 * np.percentile(latencies, 50):.0f} | "

@@ -1,6 +1,7 @@
-"""Measures the synthetic face renderer and draws a contact sheet to look at (a benchmark, not a test).
+r"""Measures the synthetic face renderer and draws a contact sheet to look at (a benchmark, not a test).
 
-    python scripts/benchmarks/synthetic_faces.py --image_size 128 --num_images 300 --contact_sheet /tmp/synthetic_sheet.png
+    python scripts/benchmarks/synthetic_faces.py --image_size 128 --num_images 300 \
+        --contact_sheet /tmp/synthetic_sheet.png
 
 prints the CPU milliseconds per face for rendering and for PNG encoding in this process (the dataset
 script runs one such process per core), and writes a sheet of 8 identities x (neutral, happy,

@@ -1,7 +1,8 @@
-"""File size, parity and CPU latency of each TFLite quantization against the Keras/SavedModel function.
+r"""File size, parity and CPU latency of each TFLite quantization against the Keras/SavedModel function.
 
     python scripts/benchmarks/tflite_latency.py        # paper-size generator: 64 filters, 6 blocks, 128 px
-    python scripts/benchmarks/tflite_latency.py --generator_filters=8 --generator_residual_blocks=1 --image_size=32 --runs=10
+    python scripts/benchmarks/tflite_latency.py --generator_filters=8 --generator_residual_blocks=1 \
+        --image_size=32 --runs=10
 
 Random weights (seeded); batch 1; LiteRT with its default XNNPACK CPU delegate and TensorFlow both with
 --num_threads threads; latency is the median of --runs calls after --warmup calls. A benchmark, not a
@@ -44,8 +45,9 @@ def main(argv):
         rows = tflite_benchmark.benchmark(model_config, _OUT_DIR.value or temporary, _QUANTIZATIONS.value,
                                           num_threads=_NUM_THREADS.value, runs=_RUNS.value, warmup=_WARMUP.value,
                                           seed=FLAGS.seed)
-    print(f"generator: {FLAGS.generator_filters} filters, {FLAGS.generator_residual_blocks} residual blocks, {FLAGS.image_size} px, "
-          f"batch 1; LiteRT XNNPACK {_NUM_THREADS.value} threads; median of {_RUNS.value} runs\n")
+    print(f"generator: {FLAGS.generator_filters} filters, {FLAGS.generator_residual_blocks} residual blocks, "
+          f"{FLAGS.image_size} px, batch 1; LiteRT XNNPACK {_NUM_THREADS.value} threads; "
+          f"median of {_RUNS.value} runs\n")
     print("| model | file size | max abs error on [0, 1] | median latency | min latency |")
     print("|---|---|---|---|---|")
     for row in rows:

@@ -8,8 +8,8 @@ Every figure is the median of --repeats timed runs after --warmup untimed ones (
 a critic update, a generator update, one full train_step (n_critic critic updates + one generator
 update), the training loop's call of --steps_per_execution train_steps (training/trainer.py, per step) and
 generator inference at batch 1 and at --batch_size. The model, batch, n_critic, precision
-and XLA flags are the training flags (tf_ganimation/flags.py), with the paper's defaults. Results go in BENCHMARKS.md with the
-command, the machine and the date; they are never asserted in tests.
+and XLA flags are the training flags (tf_ganimation/flags.py), with the paper's defaults. Results go in
+BENCHMARKS.md with the command, the machine and the date; they are never asserted in tests.
 """
 
 import json

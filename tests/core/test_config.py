@@ -10,7 +10,8 @@ from tf_ganimation.core import config
 def test_defaults_are_the_papers():
     defaults = config.Config()
     assert (defaults.model.image_size, defaults.model.generator_filters, defaults.model.generator_residual_blocks,
-            defaults.model.critic_filters, defaults.model.critic_layers, defaults.model.num_aus) == (128, 64, 6, 64, 6, 17)
+            defaults.model.critic_filters, defaults.model.critic_layers,
+            defaults.model.num_aus) == (128, 64, 6, 64, 6, 17)
     assert (defaults.loss.lambda_gp, defaults.loss.lambda_cyc, defaults.loss.lambda_attention) == (10.0, 10.0, 0.1)
     assert (defaults.optimizer.generator_learning_rate, defaults.optimizer.beta_1, defaults.optimizer.beta_2,
             defaults.optimizer.epochs, defaults.optimizer.decay_epochs) == (1e-4, 0.5, 0.999, 30, 10)

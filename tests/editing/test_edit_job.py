@@ -1,4 +1,7 @@
-"""Tests for tf_ganimation/editing/edit_job.py and scripts/animate.py: a tiny untrained generator on the shared photos."""
+"""Tests for tf_ganimation/editing/edit_job.py and scripts/animate.py.
+
+A tiny untrained generator on the shared photos.
+"""
 
 import json
 import os

@@ -165,7 +165,8 @@ def test_bad_uploads_get_a_clear_answer_naming_the_file(demo, tmp_path):
     (tmp_path / "notes.png").write_text("not a photo")
     (tmp_path / "huge.png").write_bytes(_bomb_png(10001, 10000))
     answers = {name: web_demo.on_photo(demo, str(tmp_path / name), True, False) for name in ("notes.png", "huge.png")}
-    assert answers["notes.png"]["status"] == "Error: 'notes.png' is not a JPEG, PNG or WebP image (PIL could not identify it)"
+    assert answers["notes.png"]["status"] == ("Error: 'notes.png' is not a JPEG, PNG or WebP image "
+                                              "(PIL could not identify it)")
     assert answers["huge.png"]["status"].startswith("Error: refused to decode photo 'huge.png': its header claims "
                                                     "10001x10000 = 100,010,000 pixels, over the limit of 100,000,000")
     assert str(tmp_path) not in answers["notes.png"]["status"] + answers["huge.png"]["status"]
@@ -297,7 +298,8 @@ def test_each_event_runs_the_generator_once_through_the_server(tmp_path):
             calls.append(len(images))
             return super()._edit(images, aus)
 
-    demo = web_demo.DemoEditor(CountingModel(tiny_generator(), SIZE), web_demo.DemoConfig(port=_free_port(), gif_frames=6))
+    demo = web_demo.DemoEditor(CountingModel(tiny_generator(), SIZE),
+                               web_demo.DemoConfig(port=_free_port(), gif_frames=6))
     Image.fromarray(_pattern()).save(tmp_path / "face.png")
     app, url = _served(demo)
     try:
@@ -306,7 +308,8 @@ def test_each_event_runs_the_generator_once_through_the_server(tmp_path):
         assert calls == [1]
         edited = client.predict(*[float(value) for value in HAPPY], api_name="/edit_event")
         assert calls == [1, 1] and edited[3].endswith(" ms.")
-        assert np.array_equal(np.asarray(Image.open(edited[0])), demo.edit(demo.load(tmp_path / "face.png", True), HAPPY).photo)
+        assert np.array_equal(np.asarray(Image.open(edited[0])),
+                              demo.edit(demo.load(tmp_path / "face.png", True), HAPPY).photo)
         gif, status = client.predict(*[float(value) for value in HAPPY], api_name="/gif_event")
         assert calls == [1, 1, 1, 6] and status.endswith("6 frames from the start AUs.")
         assert Image.open(gif).n_frames == 6
@@ -414,7 +417,8 @@ def _shown(driver, element_id) -> tuple[str, np.ndarray] | None:
 def _slider_values(driver) -> np.ndarray:
     from selenium.webdriver.common.by import By
 
-    return np.array([float(driver.find_element(By.CSS_SELECTOR, f"#au-{name} input[type=number]").get_attribute("value"))
+    return np.array([float(driver.find_element(By.CSS_SELECTOR, f"#au-{name} input[type=number]")
+                           .get_attribute("value"))
                      for name in action_units.AU_NAMES], np.float32)
 
 

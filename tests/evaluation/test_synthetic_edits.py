@@ -101,7 +101,8 @@ def test_gradient_alignment_of_hand_made_gradients(faces):
         directions = []
         for image in images:
             image_id, aus = next((i, a) for i, a in zip(ids, source_aus)
-                                 if np.array_equal(renderer.render_face(identities[i], a, 32), np.round((image + 1) * 127.5)))
+                                 if np.array_equal(renderer.render_face(identities[i], a, 32),
+                                                   np.round((image + 1) * 127.5)))
             raised = aus.copy()
             raised[index] = 1.0
             directions.append(renderer.render_face(identities[image_id], raised, 32) - (image + 1) * 127.5)

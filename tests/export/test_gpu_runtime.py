@@ -63,7 +63,8 @@ def test_every_operator_kind_left_to_the_cpu_is_named(five_dimensional_model):
 
 def test_verify_raises_for_operators_leaving_the_gpu_unless_allowed(five_dimensional_model):
     first_device()
-    with pytest.raises(gpu_runtime.GpuRuntimeError, match=r"(?s)x\.tflite does not run whole.*3 operator\(s\)") as caught:
+    with pytest.raises(gpu_runtime.GpuRuntimeError,
+                       match=r"(?s)x\.tflite does not run whole.*3 operator\(s\)") as caught:
         gpu_runtime.verify(five_dimensional_model, "require", source="x.tflite")
     assert caught.value.reports[0].arithmetic == "float32"
     reports = gpu_runtime.verify(five_dimensional_model, "auto", allow_cpu_fallback=True)
@@ -84,7 +85,8 @@ def test_without_a_vulkan_device_require_fails_and_auto_says_so(monkeypatch, tin
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sizes", [
-    ModelConfig(image_size=32, generator_filters=32, generator_residual_blocks=3, critic_layers=4),  # configs/quickstart.flags
+    # configs/quickstart.flags
+    ModelConfig(image_size=32, generator_filters=32, generator_residual_blocks=3, critic_layers=4),
     ModelConfig(),  # the paper's: 128 px, 64 filters, 6 residual blocks
 ], ids=["quickstart_size", "paper_size"])
 def test_quickstart_and_paper_size_generators_convert_with_the_runtime_check(sizes, tmp_path):

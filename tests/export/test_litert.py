@@ -97,4 +97,4 @@ def test_the_old_name_still_works_and_warns(batch_one_model):
     model = old_name(batch_one_model)
     assert isinstance(model, edit_model.EditModel) and model.kind == "tflite"
     with pytest.raises(AttributeError, match="has no attribute 'TFLiteModel'"):
-        litert.TFLiteModel
+        _ = litert.TFLiteModel

@@ -7,7 +7,8 @@ from tf_ganimation.export import litert_gpu_process, vulkan_devices
 # The delegate's log for a model with a 5-D tensor, as ai-edge-litert 2.3.0 writes it (trimmed).
 SPLIT_LOG = """\
 INFO: [delegate_webgpu.cc:342] Create WebGPU environment (use_low_power=0, enable_host_mapped_pointer=1)
-I0000 00:00:1796610299.458973    9818 environment.cc:532] Selected adapter: SwiftShader Device (Subzero), arch=swiftshader
+I0000 00:00:1796610299.458973    9818 environment.cc:532] \
+Selected adapter: SwiftShader Device (Subzero), arch=swiftshader
 E0000 00:00:1796610193.217880    7360 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error
 ERROR: Following operations are not supported by GPU delegate:
 MEAN: Unknown layout.
@@ -20,7 +21,8 @@ No operations will run on the GPU, and all 3 operations will run on the CPU.
 def test_the_delegates_log_names_the_adapter_and_each_operator_kind_left_to_the_cpu():
     parsed = litert_gpu_process.parse_delegate_log(SPLIT_LOG)
     assert parsed["adapter"] == "SwiftShader Device (Subzero), arch=swiftshader"
-    assert parsed["cpu_operators"] == [["MEAN", "Unknown layout."], ["MUL", "Tensor dimensions must be less than 5. Reshape"]]
+    assert parsed["cpu_operators"] == [["MEAN", "Unknown layout."],
+                                       ["MUL", "Tensor dimensions must be less than 5. Reshape"]]
     assert parsed["operators_on_cpu"] == 3
     assert parsed["builder_errors"] == []  # the CUDA stub's error is not the delegate's
 

@@ -1,4 +1,7 @@
-"""tf_ganimation/export/saved_model.py: the signatures, their contracts and atomic versioned writes (32 px, 8 filters)."""
+"""tf_ganimation/export/saved_model.py: the signatures, their contracts and atomic versioned writes.
+
+32 px, 8 filters.
+"""
 
 import io
 import json
@@ -207,7 +210,8 @@ def test_warmup_file_holds_one_request_per_signature(exported):
     _, path, _ = exported
     records = [prediction_log_pb2.PredictionLog.FromString(record.numpy())
                for record in tf.data.TFRecordDataset(str(path / saved_model.WARMUP_FILE))]
-    assert sorted(log.predict_log.request.model_spec.signature_name for log in records) == sorted(saved_model.SIGNATURES)
+    assert (sorted(log.predict_log.request.model_spec.signature_name for log in records)
+            == sorted(saved_model.SIGNATURES))
 
 
 def test_versions_count_up_and_are_never_overwritten(tmp_path):
@@ -253,7 +257,8 @@ def test_invalid_arguments_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="version=0 is invalid"):
         saved_model.export_generator(tiny_generator(), tmp_path, version=0)
     with pytest.raises(ValueError, match="generator_filters: generator 8, config 64"):
-        saved_model.export_generator(tiny_generator(), tmp_path, model_config=ModelConfig(image_size=32, critic_layers=3))
+        saved_model.export_generator(tiny_generator(), tmp_path,
+                                     model_config=ModelConfig(image_size=32, critic_layers=3))
     assert not any(tmp_path.iterdir())
 
 

@@ -29,7 +29,8 @@ def test_guarded_adam_matches_keras_adam_to_float32_rounding_and_skips_non_finit
         gradient = rng.normal(size=(3, 4)).astype(np.float32)
         guarded.apply_gradients([(gradient, guarded_variable)])
         plain.apply_gradients([(gradient, plain_variable)])
-    # The same update as Keras' Adam, fused into one kernel: equal up to float32 rounding (1e-4 of the learning rate), not bit for bit.
+    # The same update as Keras' Adam, fused into one kernel: equal up to float32 rounding (1e-4 of the learning
+    # rate), not bit for bit.
     np.testing.assert_allclose(guarded_variable.numpy(), plain_variable.numpy(), rtol=1e-6, atol=1e-6)
     assert not np.allclose(guarded_variable.numpy(), start, atol=1e-3)  # it did move
     before = [np.array(v.numpy()) for v in (guarded_variable, *guarded.variables[1:])]

@@ -31,7 +31,8 @@ def test_the_package_exports_the_library():
 
 
 def test_the_library_does_not_import_the_command_line_or_tensorflow():
-    code = "import sys, serving.client; print('serving.client.command_line' in sys.modules, 'tensorflow' in sys.modules)"
+    code = ("import sys, serving.client; "
+            "print('serving.client.command_line' in sys.modules, 'tensorflow' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
                             timeout=120, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     assert result.returncode == 0, result.stderr

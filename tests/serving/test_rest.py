@@ -104,9 +104,10 @@ def good_rest_request(served):
 
 
 GOOD_IMAGES, GOOD_AUS = random_inputs(1)
+GOOD_IMAGE_LISTS, GOOD_AU_LISTS = GOOD_IMAGES.tolist(), GOOD_AUS.tolist()
 
 
-def _columnar(images=GOOD_IMAGES.tolist(), aus=GOOD_AUS.tolist(), **extra):
+def _columnar(images=GOOD_IMAGE_LISTS, aus=GOOD_AU_LISTS, **extra):
     return json.dumps({"inputs": {"images": images, "aus": aus}, **extra})
 
 

@@ -85,7 +85,8 @@ def test_make_dataset_refuses_to_overwrite_unless_asked(tmp_path):
     synthetic_dataset.make_dataset(out, num_images=4, image_size=16, images_per_identity=2, progress=False)
     with pytest.raises(ValueError, match="already holds a dataset"):
         synthetic_dataset.make_dataset(out, num_images=2, image_size=16, progress=False)
-    synthetic_dataset.make_dataset(out, num_images=2, image_size=16, images_per_identity=2, overwrite=True, progress=False)
+    synthetic_dataset.make_dataset(out, num_images=2, image_size=16, images_per_identity=2, overwrite=True,
+                                   progress=False)
     assert len(os.listdir(os.path.join(out, "imgs"))) == 2
 
 
@@ -164,7 +165,8 @@ def test_render_missing_renders_only_when_asked_and_the_folder_is_missing(tmp_pa
     assert f"Rendering 6 synthetic faces into {tmp_path / 'faces'} ..." in capsys.readouterr().err
     assert len(list((tmp_path / "faces" / "imgs").iterdir())) == 6
     assert synthetic_dataset.load_identities(data.data_dir).keys() == set(
-        synthetic_dataset.load_split(data.data_dir, "train")[0] + synthetic_dataset.load_split(data.data_dir, "test")[0])
+        synthetic_dataset.load_split(data.data_dir, "train")[0]
+        + synthetic_dataset.load_split(data.data_dir, "test")[0])
     # A folder that exists, whatever it holds, is the user's data: left alone.
     assert synthetic_dataset.render_missing(data) is None
     (tmp_path / "photos").mkdir()

@@ -44,7 +44,8 @@ def test_a_batch_that_does_not_divide_names_the_nearest_working_batches():
     from tf_ganimation.core.config import DataConfig
 
     with pytest.raises(ValueError, match=r"batch_size=25 is invalid on 8 replicas.*multiple of 8.*"
-                                         r"--batch_size=24 or --batch_size=32 \(--per_replica_batch_size=3 or --per_replica_batch_size=4\)"):
+                                         r"--batch_size=24 or --batch_size=32 "
+                                         r"\(--per_replica_batch_size=3 or --per_replica_batch_size=4\)"):
         strategy.global_batch_size(DataConfig(batch_size=25), 8)
     with pytest.raises(ValueError, match=r"The nearest that work: --batch_size=3 \(--per_replica_batch_size=1\)"):
         strategy.global_batch_size(DataConfig(batch_size=2), 3)
@@ -57,7 +58,7 @@ def test_a_batch_that_does_not_divide_names_the_nearest_working_batches():
 
 def test_auto_means_xla_and_8_steps_per_call_with_an_accelerator_and_neither_on_cpu(monkeypatch):
     for accelerator, xla, steps in ((False, False, 1), (True, True, 8)):
-        monkeypatch.setattr(strategy, "has_accelerator", lambda: accelerator)
+        monkeypatch.setattr(strategy, "has_accelerator", lambda accelerator=accelerator: accelerator)
         assert strategy.uses_xla(RunConfig()) is xla
         assert strategy.steps_per_execution(RunConfig()) == steps
         assert strategy.uses_xla(RunConfig(jit_compile="true")) is True
@@ -77,7 +78,8 @@ def test_auto_precision_is_bfloat16_on_cpus_with_bfloat16_arithmetic_and_float32
         precision, reason = strategy.mixed_precision(auto, cpu_flags=flags)
         assert precision == expected, flags
         assert ("bfloat16 arithmetic (" in reason) is (expected == "mixed_bfloat16")
-    assert strategy.mixed_precision(RunConfig(mixed_precision="none"), {"amx_bf16"}) == ("none", "--mixed_precision set")
+    assert strategy.mixed_precision(RunConfig(mixed_precision="none"), {"amx_bf16"}) == (
+        "none", "--mixed_precision set")
     # This machine's own answer follows its /proc/cpuinfo.
     with open("/proc/cpuinfo") as cpuinfo:
         has_bfloat16 = any(flag in line.split() for line in cpuinfo if line.startswith("flags")

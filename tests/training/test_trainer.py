@@ -186,7 +186,8 @@ print(json.dumps({
     "weight_error": max(float(np.abs(a[0] - b[0]).max() / max(np.abs(a[0]).max(), 1e-12))
                         for a, b in zip(plain["weights"], xla["weights"])),
     "update_error": max(float(np.abs(a[0] - b[0]).max() / max(np.abs(a[0] - w).max(), 1e-12))
-                        for a, b, w in zip(plain["weights"], xla["weights"], plain["initial"]) if np.abs(a[0] - w).max() > 0),
+                        for a, b, w in zip(plain["weights"], xla["weights"], plain["initial"])
+                        if np.abs(a[0] - w).max() > 0),
     "replicas_equal": all(np.array_equal(c[0], c[1]) for c in xla["weights"]),
     "moved": any(np.abs(a[0] - w).max() > 0 for a, w in zip(xla["weights"], xla["initial"])),
     "critic_loss": [plain["critic_loss"], xla["critic_loss"]], "skipped": [plain["skipped"], xla["skipped"]],

@@ -107,7 +107,8 @@ def build_page(tflite_path: os.PathLike | str, out_dir: os.PathLike | str, gpu_p
         for package, folders in _VENDORED.items():
             for folder in folders:
                 shutil.copytree(litertjs / package / folder, staging / "vendor" / "litertjs" / package / folder)
-            shutil.copy2(litertjs / package / "package.json", staging / "vendor" / "litertjs" / package / "package.json")
+            shutil.copy2(litertjs / package / "package.json",
+                         staging / "vendor" / "litertjs" / package / "package.json")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)

@@ -89,7 +89,8 @@ def region_metrics(edited: np.ndarray, sources: np.ndarray, truths: np.ndarray) 
     result = {"changed_fraction": float(changed.mean())}
     for name, mask in (("changed", changed), ("kept", ~changed)):
         if mask.any():
-            result[name] = {"edit_l1": float(edit_error[mask].mean()), "baseline_l1": float(baseline_error[mask].mean())}
+            result[name] = {"edit_l1": float(edit_error[mask].mean()),
+                            "baseline_l1": float(baseline_error[mask].mean())}
     if "changed" in result:
         result["changed"]["l1_ratio_to_baseline"] = result["changed"]["edit_l1"] / result["changed"]["baseline_l1"]
     return result

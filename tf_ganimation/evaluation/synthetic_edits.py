@@ -130,7 +130,8 @@ def score_edits(edit: EditModel, edits: SyntheticEdits) -> dict:
         "num_changed_edits": int(changed.sum()),
     }
     if changed.any():
-        result["changed_only"] = {"edit": mean(edit_scores, changed), "identity_baseline": mean(baseline_scores, changed)}
+        result["changed_only"] = {"edit": mean(edit_scores, changed),
+                                  "identity_baseline": mean(baseline_scores, changed)}
         result["changed_only"]["l1_ratio_to_baseline"] = _l1_ratio(result["changed_only"])
     result["l1_ratio_to_baseline"] = _l1_ratio(result)
     return result
@@ -173,7 +174,8 @@ def au_gradient_alignment(au_gradient: AUGradient, identities: Mapping[str, Iden
         {"AU12": mean cosine in [-1, 1], ..., "mean": over the AUs}; an AU no face qualifies for is left out.
     """
     source_aus = np.asarray(source_aus, np.float32)
-    renders = [renderer.render_face(identities[i], aus, image_size).astype(np.float32) for i, aus in zip(ids, source_aus)]
+    renders = [renderer.render_face(identities[i], aus, image_size).astype(np.float32)
+               for i, aus in zip(ids, source_aus)]
     result = {}
     for name in au_names:
         index = action_units.AU_NAMES.index(name)

@@ -363,7 +363,8 @@ def _cumulative_sum(operator: Operator) -> str | None:
     if int(np.ravel(axis.values)[0]) < 0:
         return (f"axis {int(np.ravel(axis.values)[0])} is negative: LiteRT's GPU accelerator does not wrap it and "
                 "crashes (SIGILL) or sums over the wrong axis; write the axis as a non-negative number")
-    return "exclusive and reverse are not verified on the GPU" if operator.options.reverse + operator.options.exclusive else None
+    return ("exclusive and reverse are not verified on the GPU"
+            if operator.options.reverse + operator.options.exclusive else None)
 
 
 _RULES: dict[str, Callable[[Operator], str | None]] = {

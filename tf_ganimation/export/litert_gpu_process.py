@@ -61,7 +61,8 @@ def run(content: bytes, icd_paths: tuple[str, ...], enforce_f32: bool, inputs: d
                            PYTHONPATH=os.pathsep.join(python_path))
         try:
             command = [sys.executable, "-m", "tf_ganimation.export.litert_gpu_process", str(folder / "request.json")]
-            done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout_s, env=environment)
+            done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout_s,
+                                  env=environment)
             log, returncode = done.stderr + done.stdout, done.returncode
         except subprocess.TimeoutExpired as expired:
             log, returncode = (expired.stderr or b"").decode(errors="replace"), None

@@ -98,7 +98,8 @@ class ConversionConfig:
 
     def __post_init__(self):
         if self.gpu_runtime not in gpu_runtime.RUNTIME_CHECKS:
-            raise ValueError(f"gpu_runtime={self.gpu_runtime!r} is invalid: expected one of {gpu_runtime.RUNTIME_CHECKS}")
+            raise ValueError(f"gpu_runtime={self.gpu_runtime!r} is invalid: "
+                             f"expected one of {gpu_runtime.RUNTIME_CHECKS}")
         if self.quantization not in QUANTIZATIONS:
             raise ValueError(f"quantization={self.quantization!r} is invalid: expected one of {QUANTIZATIONS}")
         for name in ("batch_size", "parity_examples"):

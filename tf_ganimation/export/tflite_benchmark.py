@@ -66,5 +66,5 @@ def benchmark(model_config: ModelConfig, out_dir: os.PathLike | str, quantizatio
         model = litert.TFLiteEditModel(result.model_path, num_threads=num_threads)
         rows.append({"name": f"tflite {quantization}", "size_mb": result.size_bytes / 1e6,
                      "max_abs_error": max(result.max_abs_error.values()),
-                     **latency_ms(lambda: model(images, aus), runs, warmup)})
+                     **latency_ms(lambda model=model: model(images, aus), runs, warmup)})
     return rows

@@ -99,4 +99,5 @@ def find_vulkan_devices() -> tuple[VulkanDevice, ...]:
 def no_device_message() -> str:
     return ("no Vulkan device found: the GPU runtime check did not run (only the static rules of "
             "gpu_compatibility.py did). On Debian, `apt-get install chromium` installs SwiftShader (float32) and "
-            "`apt-get install -t bookworm-backports mesa-vulkan-drivers` Mesa 25's lavapipe (float16); see BUILD_NOTES.md")
+            "`apt-get install -t bookworm-backports mesa-vulkan-drivers` Mesa 25's lavapipe (float16); "
+            "see BUILD_NOTES.md")
