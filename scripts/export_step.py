@@ -24,15 +24,14 @@ import time
 from tf_ganimation import cli  # before anything loads TensorFlow: cli readies its start (cli.py)
 
 # isort: split
+import step_bundle  # scripts/step_bundle.py, beside this script
+import throughput  # scripts/throughput.py, likewise
 from absl import flags
 
 from tf_ganimation import flags as training_flags
 from tf_ganimation.core import atomic
 from tf_ganimation.core.config import Config, DataConfig, RunConfig
 from tf_ganimation.training import strategy
-
-import step_bundle  # scripts/step_bundle.py, beside this script
-import throughput  # scripts/throughput.py, likewise
 
 flags.DEFINE_string("out", None, "The bundle folder (created; settings already there are replaced).")
 flags.DEFINE_list("batch_sizes", ["25", "200"], "Batch sizes, one bundle each (the first is the headline).")

@@ -36,11 +36,11 @@ from unittest import mock
 import keras
 import numpy as np
 import tensorflow as tf
+import throughput  # scripts/throughput.py, beside this module
 
 from tf_ganimation.core import atomic
 from tf_ganimation.core.config import Config
 from tf_ganimation.model import ganimation, layers
-import throughput  # scripts/throughput.py, beside this module
 
 TARGETS = ("gpu", "cpu")
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -143,7 +143,8 @@ def _named_variables(gan) -> list[tuple[str, object]]:
     # By role, not by the optimizer's own name, which Keras numbers by how many were made in the process.
     for role in ("generator_optimizer", "critic_optimizer"):
         named += [(f"{role}/{variable.name}", variable) for variable in getattr(gan, role).variables]
-    named += [(f"gan/{value.name.split(':')[0]}", value) for value in vars(gan).values() if isinstance(value, tf.Variable)]
+    named += [(f"gan/{value.name.split(':')[0]}", value) for value in vars(gan).values()
+              if isinstance(value, tf.Variable)]
     names = [name for name, _ in named]
     if len(set(names)) != len(names):
         raise ValueError(f"two variables share a name: {sorted({name for name in names if names.count(name) > 1})}")
@@ -266,7 +267,8 @@ def export(setting: StepSetting, root: pathlib.Path, loop: bool = True) -> dict:
     spec = {"setting": {"name": setting.name, "image_size": config.model.image_size,
                         "batch_size": config.data.batch_size, "n_critic": config.data.n_critic,
                         "precision": setting.precision, "target": setting.target,
-                        "networks": dataclasses.asdict(config.model), "steps_per_execution": setting.steps_per_execution,
+                        "networks": dataclasses.asdict(config.model),
+                        "steps_per_execution": setting.steps_per_execution,
                         "tensorflow": tf.__version__},
             "images_per_step": setting.images_per_step, "programs": {}}
     with precision_policy(setting.precision), target_layers(setting.target):

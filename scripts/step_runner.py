@@ -91,7 +91,8 @@ def initial_arguments(program: dict, device, seed: int, values: dict | None) -> 
                     raise SystemExit(f"--values: {name} has shape {value.shape}, the program expects {shape}")
                 arguments.append(jax.device_put(value.astype(dtype), device))
             else:
-                arguments.append(draw(parameter["initializer"], shape, dtype, jax.random.fold_in(key, parameter["index"])))
+                key_of_parameter = jax.random.fold_in(key, parameter["index"])
+                arguments.append(draw(parameter["initializer"], shape, dtype, key_of_parameter))
     return jax.block_until_ready(arguments)
 
 

@@ -91,7 +91,8 @@ def test_the_spec_names_every_variable_its_initialiser_and_the_output_that_retur
         assert output["name"] == entry["name"] and output["parameter"] == entry["index"]
         assert output["shape"] == entry["shape"] and output["dtype"] == entry["dtype"]
     initializers = {entry["name"]: entry["initializer"] for entry in state}
-    assert initializers["generator/encoder_1/convolution/kernel"] == {"distribution": "normal", "mean": 0.0, "stddev": 0.02}
+    assert initializers["generator/encoder_1/convolution/kernel"] == {"distribution": "normal", "mean": 0.0,
+                                                                      "stddev": 0.02}
     assert initializers["generator/encoder_1/norm/gamma"] == {"constant": 1.0}
     assert initializers["gan/train_steps"] == {"constant": 0}
     assert all(initializers[name] == {"constant": 0.0} for name in initializers if name.endswith("_velocity"))

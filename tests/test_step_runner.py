@@ -2,15 +2,14 @@
 bundle's loop, draws the state, times calls with the state fed back, and prints one JSON object."""
 
 import json
-import os
 import math
+import os
 import statistics
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-
 
 from conftest import PROJECT_ROOT, TINY_STEP_SETTING
 
