@@ -236,6 +236,23 @@ def expected_images(generator, images, aus) -> np.ndarray:
     return edit_model.edit_images(generator, images, aus)["images"].numpy()
 
 
+def headless_chromium(flags, user_data_dir, install: str):
+    """Headless Chromium under Selenium with `flags`, its performance log on (the requests it made).
+
+    Skips the test, saying what to install, when chromium, chromedriver or selenium (`install`) is missing.
+    """
+    for tool in ("chromium", "chromedriver"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not found: apt-get install chromium chromium-driver")
+    webdriver = pytest.importorskip("selenium.webdriver", reason=f"selenium is not installed: {install}")
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in (*flags, f"--user-data-dir={user_data_dir}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     import socket

@@ -8,7 +8,6 @@ the reason, where one is missing.
 import base64
 import io
 import json
-import shutil
 import subprocess
 import sys
 import urllib.parse
@@ -21,7 +20,7 @@ from tf_ganimation.core import action_units
 from tf_ganimation.editing import static_page
 from tf_ganimation.export import litert, tflite
 
-from conftest import PROJECT_ROOT, tiny_generator
+from conftest import PROJECT_ROOT, headless_chromium, tiny_generator
 
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--enable-unsafe-webgpu",
                   "--enable-features=Vulkan", "--use-angle=swiftshader", "--use-webgpu-adapter=swiftshader",
@@ -90,17 +89,8 @@ def test_bad_builds_name_the_problem(tiny_tflite, tmp_path, page_dir):
 
 @pytest.fixture(scope="module")
 def browser(page_dir, tmp_path_factory):
-    for tool in ("chromium", "chromedriver"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not found: apt-get install chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (requirements-demo.txt)")
+    driver = headless_chromium(CHROMIUM_FLAGS, tmp_path_factory.mktemp("chromium"), "requirements-demo.txt")
     server, url = static_page.serve(page_dir, port=0, in_thread=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in CHROMIUM_FLAGS + (f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
     try:
         yield driver, url
     finally:

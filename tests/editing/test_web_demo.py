@@ -31,7 +31,7 @@ from tf_ganimation.export import backends
 from tf_ganimation.faces import blending, detection
 from tf_ganimation.model import edit_model
 
-from conftest import PHOTOS_DIR, PROJECT_ROOT, TINY_MODEL, tiny_generator
+from conftest import PHOTOS_DIR, PROJECT_ROOT, TINY_MODEL, headless_chromium, tiny_generator
 
 SIZE = TINY_MODEL.image_size
 HAPPY = action_units.preset("happy")
@@ -359,19 +359,10 @@ def test_a_full_queue_is_refused_and_the_server_keeps_serving(tmp_path):
 @pytest.fixture(scope="module")
 def page(model, detector, tmp_path_factory):
     """The demo served on a free loopback port, and headless Chromium on it (Selenium)."""
-    for tool in ("chromium", "chromedriver"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not found: apt-get install chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: " + web_demo._INSTALL)
+    driver = headless_chromium(CHROMIUM_FLAGS, tmp_path_factory.mktemp("chromium"), web_demo._INSTALL)
     config = web_demo.DemoConfig(port=_free_port(), examples=web_demo.example_photos(PHOTOS_DIR))
     demo = web_demo.DemoEditor(model, config, detector)
     app, url = _served(demo)
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in CHROMIUM_FLAGS + (f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
     driver.get(url)
     try:
         yield demo, driver

@@ -55,17 +55,13 @@ def test_bad_config(options, message):
 @pytest.mark.slow
 def test_the_video_section_in_a_browser(tmp_path, tiny_run_dir, videos, astronaut):
     """Upload a clip in headless Chromium, type a curve, press the button, download the edited MP4."""
-    import shutil
     import urllib.request
 
     from test_web_demo import CHROMIUM_FLAGS
 
-    from conftest import free_port
+    from conftest import free_port, headless_chromium
 
-    for tool in ("chromium", "chromedriver"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not found: apt-get install chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: " + web_demo._INSTALL)
+    driver = headless_chromium(CHROMIUM_FLAGS, tmp_path / "chromium", web_demo._INSTALL)
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -73,11 +69,6 @@ def test_the_video_section_in_a_browser(tmp_path, tiny_run_dir, videos, astronau
     config = web_demo.DemoConfig(port=free_port())
     app = web_demo.build_app(web_demo.DemoEditor(backends.load_edit_model(tiny_run_dir), config), videos=videos)
     url = web_demo.launch(app, config)
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in CHROMIUM_FLAGS + (f"--user-data-dir={tmp_path / 'chromium'}",):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
     wait = WebDriverWait(driver, 120, poll_frequency=0.2)
     try:
         driver.get(url)
