@@ -54,7 +54,7 @@ def test_evaluate_run_reads_a_checkpoint_while_the_run_trains(data_dir, tmp_path
     config = Config(model=TINY_MODEL, data=DataConfig(data_dir=os.fspath(data_dir), image_size=32))
     run_folder.save_config(config, tmp_path)  # no final weights: the run is still training
     gan = ganimation.make_gan(config, total_steps=40, decay_steps=10)
-    gan.generator_optimizer.iterations.assign(12)  # saved at step 12, as a training run saves
+    gan.train_steps.assign(12)  # saved at step 12, as a training run saves
     checkpoints.make_manager(gan, tmp_path / run_folder.CHECKPOINT_DIR, keep=1).save(checkpoint_number=12)
     generator = gan.generator
     metrics = evaluator.evaluate_run(os.fspath(tmp_path), num_targets=2, max_images=4, checkpoint="ckpt-12")

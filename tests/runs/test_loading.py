@@ -53,10 +53,10 @@ def test_load_checkpoint_reads_both_networks_of_a_training_checkpoint(tmp_path):
     run_folder.save_config(config, tmp_path)
     gan = ganimation.make_gan(config, total_steps=100, decay_steps=50)  # as training builds it
     manager = checkpoints.make_manager(gan, tmp_path / run_folder.CHECKPOINT_DIR, keep=3)
-    gan.generator_optimizer.iterations.assign(7)  # the step, as a training run saves it
+    gan.train_steps.assign(7)  # the step, as a training run saves it
     manager.save(checkpoint_number=7)
     gan.generator.trainable_variables[0].assign_add(np.ones(gan.generator.trainable_variables[0].shape))
-    gan.generator_optimizer.iterations.assign(9)
+    gan.train_steps.assign(9)
     manager.save(checkpoint_number=9)
     generator, critic, _, step = loading.load_checkpoint(tmp_path)  # "latest"
     assert step == 9
@@ -73,7 +73,7 @@ def test_load_checkpoint_reads_a_checkpoint_path_prefix(tmp_path):
     config = Config(model=TINY_MODEL, data=DataConfig(image_size=32))
     run_folder.save_config(config, tmp_path)
     gan = ganimation.make_gan(config, total_steps=100, decay_steps=50)
-    gan.generator_optimizer.iterations.assign(4)
+    gan.train_steps.assign(4)
     path = checkpoints.make_manager(gan, tmp_path / "elsewhere", keep=1).save(checkpoint_number=4)
     generator, _, _, step = loading.load_checkpoint(tmp_path, path)
     assert step == 4

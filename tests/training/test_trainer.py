@@ -243,3 +243,16 @@ def test_float16_steps_through_skipped_warm_up_updates_count_like_float32(tmp_pa
     fresh = ganimation.make_gan(config, total_steps=10, decay_steps=0)
     ganimation.make_checkpoint(fresh).read(os.fspath(tmp_path / "ckpt")).expect_partial()
     assert ganimation.current_step(fresh) == 3
+
+
+def test_train_leaves_the_global_precision_policy_as_it_found_it(tmp_path):
+    # A bfloat16 run (what auto picks on some CPUs) must not turn later networks of the same process bfloat16.
+    import keras
+
+    data_dir = tmp_path / "faces"
+    synthetic_dataset.make_dataset(os.fspath(data_dir), num_images=24, image_size=32, seed=0, progress=False)
+    config = _tiny_config(data_dir, mixed_precision="mixed_bfloat16", max_steps=1, checkpoint_every=1)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert trainer.train(config, tmp_path / "run")["step"] == 1
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["run"]["mixed_precision"] == "mixed_bfloat16"

@@ -147,16 +147,6 @@ def _restore(checkpoint: tf.train.Checkpoint, checkpoint_dir: pathlib.Path, gan:
     return step
 
 
-def _set_precision(config: Config) -> Config:
-    """RunConfig.mixed_precision resolved (strategy.mixed_precision), logged with its reason and made Keras'
-    global policy; the Config with the resolved value, which config.json records."""
-    precision, reason = mixed_precision(config.run)
-    logging.info("Precision %s: %s", "float32" if precision == "none" else precision, reason)
-    if precision != "none":
-        keras.mixed_precision.set_global_policy(precision)
-    return dataclasses.replace(config, run=dataclasses.replace(config.run, mixed_precision=precision))
-
-
 def _fixed_samples(config: Config, examples) -> dict[str, np.ndarray]:
     """The sample grid's faces (TrainingMonitor.write_samples): the same at every step and on resuming."""
     samples = pipeline.fixed_samples(config.data, config.run.num_samples, examples=examples)
@@ -290,10 +280,14 @@ def train(config: Config, workdir: os.PathLike) -> dict:
             checkpoint is readable.
         ValueError, FileNotFoundError: a bad config, workdir or dataset (inventory.load_examples).
     """
-    run = set_up(config, pathlib.Path(workdir))
-    interrupted = InterruptFlag()
-    with interrupted.installed():
-        step, logs = loop(run, interrupted)
+    previous_policy = keras.mixed_precision.global_policy()  # set_up sets the run's; restored at the end
+    try:
+        run = set_up(config, pathlib.Path(workdir))
+        interrupted = InterruptFlag()
+        with interrupted.installed():
+            step, logs = loop(run, interrupted)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
     # A run that reached its final step is complete, signal or not. A signal to another worker stops
     # this one too; it counts as SIGTERM here.
     interrupted_by = 0 if step >= run.schedule.final_step else (interrupted.signal_number or int(signal.SIGTERM))
