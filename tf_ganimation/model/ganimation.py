@@ -21,9 +21,10 @@ Design facts measured on TF 2.21 / Keras 3.15 (BUILD_NOTES.md has the details):
 7. XLA (training.trainer): one device compiles a whole step. Under MirroredStrategy the gradient
    computations are compiled per replica (`update(..., compile_gradients=)`) and the all-reduce and the
    optimizer updates run outside XLA, where TensorFlow's cross-device code runs.
-8. One update path: `update` is n_critic `critic_step`s and a `generator_step`, compiled or not, with
-   the same code; each step makes its own generator pass (the last critic update and the generator
-   update both edit the last sub-batch), so that no gradient tape has to span a compiled function.
+8. One update path: `update` is n_critic `critic_step`s and a `generator_step`, compiled or not.
+   Uncompiled, the last sub-batch's edit is made once, under a tape that the generator update resumes,
+   and serves the last critic update too; with compiled gradient functions each step makes its own
+   (a tape cannot span compiled functions): one generator forward pass more per step.
 """
 
 from __future__ import annotations
@@ -174,14 +175,18 @@ class GANimation(keras.Model):
         n_critic = real_image.shape[1]
         first_update = tf.convert_to_tensor(self.train_steps) * n_critic
         critic_gradients, generator_gradients = self.gradient_functions(compile_gradients)
+        # Uncompiled, the last sub-batch's edit, recorded once, serves the last critic update and the
+        # generator update (note 8); compiled, each makes its own (a tape cannot span compiled functions).
+        recorded = self._recorded_edit(real_image[:, -1], target_aus[:, -1]) if compile_gradients is None else None
         values, skipped = {}, {"critic": tf.constant(0.0)}
         for k in range(n_critic):
+            shared = recorded[1]["fake_image"] if recorded and k == n_critic - 1 else None
             terms, critic_skipped = self.critic_step(real_image[:, k], real_aus[:, k], target_aus[:, k],
-                                                     first_update + k, critic_gradients)
+                                                     first_update + k, critic_gradients, shared)
             values.update(terms)
             skipped["critic"] += critic_skipped
         terms, skipped["generator"] = self.generator_step(real_image[:, -1], real_aus[:, -1], target_aus[:, -1],
-                                                          generator_gradients)
+                                                          generator_gradients, recorded)
         values.update(terms)
         self.train_steps.assign_add(1)
         return values, skipped
@@ -192,7 +197,8 @@ class GANimation(keras.Model):
         compile_gradients = compile_gradients or _uncompiled
         return compile_gradients(self._critic_gradients), compile_gradients(self._generator_gradients)
 
-    def critic_step(self, real_image, real_aus, target_aus, update_index, gradients=None) -> tuple[dict, tf.Tensor]:
+    def critic_step(self, real_image, real_aus, target_aus, update_index, gradients=None, fake_image=None
+                    ) -> tuple[dict, tf.Tensor]:
         """One critic update on a sub-batch, edited by the current generator (plan step 1).
 
         Args:
@@ -200,6 +206,8 @@ class GANimation(keras.Model):
             update_index: int64 [], the critic update's number in the run (train_steps * n_critic + k): it
                 seeds the gradient penalty's alpha, so a run draws the same alphas however it is resumed.
             gradients: the critic's function of `gradient_functions` (compiled or not); None: uncompiled.
+            fake_image: the current generator's edit of real_image to target_aus, when already made
+                (uncompiled only); None: made here.
 
         Returns:
             (loss terms: critic_loss, wasserstein_distance, gradient_penalty, critic_aus_loss, float32 [];
@@ -208,13 +216,22 @@ class GANimation(keras.Model):
         gradients_of = gradients or self._critic_gradients
         # Drawn outside compile_gradients: XLA's random numbers differ from TensorFlow's kernels'.
         alpha = self._penalty_weights(real_image, update_index)
-        loss, weight_gradients, terms, overflow = gradients_of(real_image, real_aus, target_aus, alpha)
+        if fake_image is None:
+            loss, weight_gradients, terms, overflow = gradients_of(real_image, real_aus, target_aus, alpha)
+        else:
+            loss, weight_gradients, terms, overflow = gradients_of(real_image, real_aus, target_aus, alpha, fake_image)
         return terms, self._apply(self.critic, self.critic_optimizer, loss, weight_gradients, overflow)
 
-    def generator_step(self, real_image, real_aus, target_aus, gradients=None) -> tuple[dict, tf.Tensor]:
+    def generator_step(self, real_image, real_aus, target_aus, gradients=None, recorded=None
+                       ) -> tuple[dict, tf.Tensor]:
         """One generator update on a sub-batch (plan step 2); arguments and returns as `critic_step`'s, with
-        the generator's loss terms and function of `gradient_functions`."""
-        loss, weight_gradients, terms = (gradients or self._generator_gradients)(real_image, real_aus, target_aus)
+        the generator's loss terms and function of `gradient_functions`; `recorded`: `_recorded_edit`'s
+        (tape, edited) of this sub-batch (uncompiled only), or None to make the edit here."""
+        gradients_of = gradients or self._generator_gradients
+        if recorded is None:
+            loss, weight_gradients, terms = gradients_of(real_image, real_aus, target_aus)
+        else:
+            loss, weight_gradients, terms = gradients_of(real_image, real_aus, target_aus, recorded)
         return terms, self._apply(self.generator, self.generator_optimizer, loss, weight_gradients)
 
     def _penalty_weights(self, real_image, update_index) -> tf.Tensor:
@@ -222,19 +239,22 @@ class GANimation(keras.Model):
         seed = tf.stack([tf.cast(self.seed, tf.int64), tf.cast(update_index, tf.int64)])
         return _interpolation_weights(tf.shape(real_image)[0], seed)
 
-    def _critic_gradients(self, real_image, real_aus, target_aus, alpha):
-        """A critic update's loss and gradients on a sub-batch, edited here by the current generator.
+    def _critic_gradients(self, real_image, real_aus, target_aus, alpha, fake_image=None):
+        """A critic update's loss and gradients on a sub-batch, edited by the current generator.
 
         Args:
             real_image: float32 [batch, H, W, 3] in [-1, 1]; real_aus, target_aus: float32 [batch, 17].
             alpha: float32 [batch], the gradient penalty's interpolation weights (`_penalty_weights`).
+            fake_image: the generator's edit of real_image to target_aus, or None to make it here.
 
         Returns:
             (loss float32 [], gradients of the loss-scaled replica loss, loss terms, overflow: bool [],
             True when float16 loss scaling overflowed inside the gradient penalty).
         """
         config = self.loss_config
-        fake_image = tf.stop_gradient(self.edit(real_image, target_aus)["fake_image"])
+        if fake_image is None:
+            fake_image = self.edit(real_image, target_aus)["fake_image"]
+        fake_image = tf.stop_gradient(fake_image)
         loss_scale = getattr(self.critic_optimizer, "dynamic_scale", None)
         with tf.GradientTape() as tape:
             scores = self.critic(tf.concat([real_image, fake_image], axis=0))
@@ -250,11 +270,12 @@ class GANimation(keras.Model):
         return loss, gradients, dict(critic_loss=loss, wasserstein_distance=-adversarial, gradient_penalty=penalty,
                                      critic_aus_loss=aus_loss), overflow
 
-    def _generator_gradients(self, real_image, real_aus, target_aus):
-        """The generator update's loss, gradients of the loss-scaled replica loss, and loss terms."""
+    def _generator_gradients(self, real_image, real_aus, target_aus, recorded=None):
+        """The generator update's loss, gradients of the loss-scaled replica loss, and loss terms;
+        `recorded`: `_recorded_edit`'s (tape, edited), or None to make the edit here."""
         config = self.loss_config
-        with tf.GradientTape() as tape:
-            edited = self.edit(real_image, target_aus)
+        tape, edited = recorded or self._recorded_edit(real_image, target_aus)
+        with tape:  # resumes recording
             reconstructed = self.edit(edited["fake_image"], real_aus)
             scores = self.critic(edited["fake_image"])
             adversarial = losses.wasserstein_generator_loss(scores["realism"])
@@ -271,6 +292,13 @@ class GANimation(keras.Model):
         return loss, gradients, dict(generator_loss=loss, generator_adversarial_loss=adversarial,
                                      generator_aus_loss=aus_loss, cycle_loss=cycle, attention_mean_loss=attention_mean,
                                      attention_tv_loss=attention_tv, attention_mean=tf.reduce_mean(edited["attention"]))
+
+    def _recorded_edit(self, real_image, target_aus):
+        """`edit` under a new gradient tape that `_generator_gradients` resumes: (tape, edited)."""
+        tape = tf.GradientTape()
+        with tape:
+            edited = self.edit(real_image, target_aus)
+        return tape, edited
 
     def _apply(self, network, optimizer, loss, gradients, overflow=None) -> tf.Tensor:
         """Applies guarded gradients to `network`: float32 [], 1.0 when the non-finite guard skipped the update.
