@@ -17,14 +17,19 @@ def test_each_device_found_names_its_adapter_and_whether_it_computes_in_float16(
         assert "llvmpipe" in by_driver["lavapipe"].adapter and by_driver["lavapipe"].float16 is True
 
 
-def test_without_drivers_nothing_is_found_and_the_message_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(vulkan_devices, "_candidate_drivers", list)
+def _devices_found_among(monkeypatch, candidates):
+    """find_vulkan_devices() when `candidates` lists the drivers, its cache cleared before and after."""
+    monkeypatch.setattr(vulkan_devices, "_candidate_drivers", candidates)
     vulkan_devices.find_vulkan_devices.cache_clear()
     try:
-        assert vulkan_devices.find_vulkan_devices() == ()
+        return vulkan_devices.find_vulkan_devices()
     finally:
         monkeypatch.undo()
         vulkan_devices.find_vulkan_devices.cache_clear()
+
+
+def test_without_drivers_nothing_is_found_and_the_message_says_what_to_install(monkeypatch):
+    assert _devices_found_among(monkeypatch, list) == ()
     message = vulkan_devices.no_device_message()
     assert "no Vulkan device found" in message and "apt-get install chromium" in message
     assert "mesa-vulkan-drivers" in message
@@ -32,10 +37,4 @@ def test_without_drivers_nothing_is_found_and_the_message_says_what_to_install(m
 
 def test_a_driver_without_an_adapter_is_skipped(monkeypatch, tmp_path):
     missing = str(tmp_path / "missing_icd.json")
-    monkeypatch.setattr(vulkan_devices, "_candidate_drivers", lambda: [("hardware", (missing,))])
-    vulkan_devices.find_vulkan_devices.cache_clear()
-    try:
-        assert vulkan_devices.find_vulkan_devices() == ()
-    finally:
-        monkeypatch.undo()
-        vulkan_devices.find_vulkan_devices.cache_clear()
+    assert _devices_found_among(monkeypatch, lambda: [("hardware", (missing,))]) == ()

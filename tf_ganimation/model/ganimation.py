@@ -216,10 +216,7 @@ class GANimation(keras.Model):
         gradients_of = gradients or self._critic_gradients
         # Drawn outside compile_gradients: XLA's random numbers differ from TensorFlow's kernels'.
         alpha = self._penalty_weights(real_image, update_index)
-        if fake_image is None:
-            loss, weight_gradients, terms, overflow = gradients_of(real_image, real_aus, target_aus, alpha)
-        else:
-            loss, weight_gradients, terms, overflow = gradients_of(real_image, real_aus, target_aus, alpha, fake_image)
+        loss, weight_gradients, terms, overflow = gradients_of(real_image, real_aus, target_aus, alpha, fake_image)
         return terms, self._apply(self.critic, self.critic_optimizer, loss, weight_gradients, overflow)
 
     def generator_step(self, real_image, real_aus, target_aus, gradients=None, recorded=None
@@ -228,10 +225,7 @@ class GANimation(keras.Model):
         the generator's loss terms and function of `gradient_functions`; `recorded`: `_recorded_edit`'s
         (tape, edited) of this sub-batch (uncompiled only), or None to make the edit here."""
         gradients_of = gradients or self._generator_gradients
-        if recorded is None:
-            loss, weight_gradients, terms = gradients_of(real_image, real_aus, target_aus)
-        else:
-            loss, weight_gradients, terms = gradients_of(real_image, real_aus, target_aus, recorded)
+        loss, weight_gradients, terms = gradients_of(real_image, real_aus, target_aus, recorded)
         return terms, self._apply(self.generator, self.generator_optimizer, loss, weight_gradients)
 
     def _penalty_weights(self, real_image, update_index) -> tf.Tensor:
