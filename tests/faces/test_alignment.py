@@ -111,6 +111,20 @@ def test_photo_window_golden():
     assert outside.photo_window(40, 60, pad=1) == (59, 39, 60, 40)  # never empty
 
 
+def test_warp_bilinear_equals_sample_bilinear_inside_and_zero_outside():
+    image = np.random.default_rng(0).uniform(0, 255, (12, 10, 4)).astype(np.float32)
+    transform = alignment.CropTransform(center=(40.0, 30.0), angle=0.3, scale=0.2, size=10)
+    matrix = transform.matrix()  # a 90 x 70 window's pixel centres -> the image's points
+    warped = alignment.warp_bilinear(image, matrix, 90, 70)
+    points = transform.to_crop(alignment.pixel_centres(70, 90))
+    expected = np.moveaxis(alignment.sample_bilinear(image, points[..., 0], points[..., 1]), -1, 0)
+    inside = (points[..., 0] >= 0) & (points[..., 0] < 10) & (points[..., 1] >= 0) & (points[..., 1] < 12)
+    assert warped.shape == (4, 70, 90) and warped.dtype == np.float32
+    assert 0.2 < inside.mean() < 0.9  # the test sees both sides of the border
+    np.testing.assert_allclose(warped[:, inside], expected[:, inside], atol=1e-3)
+    assert not warped[:, ~inside].any()
+
+
 def test_sample_bilinear_golden():
     image = np.array([[[0.0], [10.0]], [[20.0], [30.0]]], np.float32)  # 2 x 2, one channel
     x, y = np.array([0.5, 1.0, 1.5, -3.0]), np.array([0.5, 1.0, 1.5, 0.5])

@@ -12,6 +12,19 @@ def test_paste_unchanged_crop_with_full_attention_is_bit_exact(astronaut, astron
     np.testing.assert_array_equal(restored, astronaut)
 
 
+def test_paste_into_out_equals_the_copy_and_leaves_the_photo(astronaut, astronaut_face):
+    crop, transform = alignment.crop_face(astronaut, astronaut_face, size=32)
+    edited = np.full((32, 32, 3), 0.5, np.float32)
+    attention = np.random.default_rng(0).uniform(0, 1, (32, 32, 1)).astype(np.float32)
+    copied = blending.paste_back(astronaut, edited, transform, attention=attention)
+    frame = astronaut.copy()
+    in_place = blending.paste_back(frame, edited, transform, attention=attention, out=frame)
+    assert in_place is frame and (copied != astronaut).any()
+    np.testing.assert_array_equal(in_place, copied)
+    with pytest.raises(ValueError, match="out is"):
+        blending.paste_back(astronaut, edited, transform, out=np.zeros((4, 4, 3), np.uint8))
+
+
 def test_paste_unchanged_crop_changes_only_the_face_region(astronaut, astronaut_face):
     crop, transform = alignment.crop_face(astronaut, astronaut_face, size=128)
     region = blending.face_region(transform, *astronaut.shape[:2])

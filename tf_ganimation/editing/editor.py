@@ -169,7 +169,7 @@ class Editor:
         return {key: value.reshape(lead + value.shape[1:]) for key, value in outputs.items()}
 
     def paste(self, photo: np.ndarray, crops: list[FaceCrop], color: np.ndarray,
-              attention: np.ndarray) -> np.ndarray:
+              attention: np.ndarray, in_place: bool = False) -> np.ndarray:
         """Pastes each face's colour map with weight (1 - attention) into the photo (blending.paste_back).
 
         Args:
@@ -177,14 +177,15 @@ class Editor:
             crops: F faces.
             color: float32 [F, S, S, 3] in [0, 1].
             attention: float32 [F, S, S, 1] in [0, 1].
+            in_place: write into `photo` (a video frame no one else holds) instead of a copy.
 
         Returns:
             uint8 [H, W, 3]; pixels outside every crop square are photo's, bit for bit.
         """
-        result = photo
+        result = photo if in_place else photo.copy()
         for crop, face_color, face_attention in zip(crops, color, attention):
-            result = blending.paste_back(result, pixels.unit_to_model(face_color), crop.transform,
-                                         attention=np.clip(face_attention, 0.0, 1.0), feather=crop.feather)
+            blending.paste_back(result, pixels.unit_to_model(face_color), crop.transform,
+                                attention=np.clip(face_attention, 0.0, 1.0), feather=crop.feather, out=result)
         return result
 
     def edit(self, photo: np.ndarray, crops: list[FaceCrop], target_aus: np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ detector on every k-th one (face_tracks); the tracks are interpolated and smooth
 all before the first edit. Pass 2 decodes the clip again at full size, cuts every face of `batch_size`
 frames out (alignment.crop_face, as for photos), runs the model once on all of them with each frame's
 target AUs, pastes them back (Editor.paste: pixels outside the faces keep their exact values) and
-encodes. A frame without a face is encoded as decoded. Memory holds one batch of frames, whatever the
-clip's length.
+encodes. A frame without a face is encoded as decoded. Decoding runs ahead and encoding behind on their
+own threads (core.background), so FFmpeg, the model and the paste-back share the cores. Memory holds a
+few batches of frames, whatever the clip's length.
 
 Notes: the clip is decoded twice; decoding is a small part of the time (BENCHMARKS.md, "Video").
 """
@@ -20,13 +21,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
 import numpy as np
 
-from tf_ganimation.core import pixels, progress
+from tf_ganimation.core import background, pixels, progress
 from tf_ganimation.editing import face_tracks, video_io
 from tf_ganimation.editing.editor import Editor, FaceCrop
 from tf_ganimation.faces import alignment, detection
@@ -68,14 +70,17 @@ class StageTimer:
 
     def __init__(self):
         self.seconds = dict.fromkeys(STAGES, 0.0)
+        self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def stage(self, name: str):
+        """Adds the block's wall time to `name` (thread-safe: stages on other threads add up too)."""
         started = time.perf_counter()
         try:
             yield
         finally:
-            self.seconds[name] += time.perf_counter() - started
+            with self._lock:
+                self.seconds[name] += time.perf_counter() - started
 
     def timed(self, name: str, items: Iterator) -> Iterator:
         """`items`, with the time spent producing each one added to `name`."""
@@ -175,7 +180,7 @@ def edit_batch(editor: Editor, frames: list[np.ndarray], crops: list[list[FaceCr
         frames: uint8 [H, W, 3] each; crops: each frame's faces; targets: float32 [len(frames), 17] in [0, 1].
 
     Returns:
-        The edited frames; a frame without crops is returned as it is.
+        The edited frames, pasted into `frames` in place; a frame without crops is returned as it is.
     """
     flat = [crop for frame_crops_ in crops for crop in frame_crops_]
     if not flat:
@@ -189,7 +194,7 @@ def edit_batch(editor: Editor, frames: list[np.ndarray], crops: list[list[FaceCr
         for frame, frame_crops_ in zip(frames, crops):
             stop = start + len(frame_crops_)
             edited.append(editor.paste(frame, frame_crops_, outputs["color"][start:stop],
-                                       outputs["attention"][start:stop]) if frame_crops_ else frame)
+                                       outputs["attention"][start:stop], in_place=True) if frame_crops_ else frame)
             start = stop
     return edited
 
@@ -213,31 +218,38 @@ def edit_video(path: os.PathLike, out: os.PathLike, located: LocatedFaces, edito
     size, feather = editor.model.image_size, editor.config.feather
     bar = progress.Progress(located.num_frames, stream, unit="frames")
     written = 0
+    depth = 2 * config.batch_size  # frames decoded ahead, and edited frames waiting for the encoder
+
     with video_io.VideoWriter(out, located.info, audio_from=path, encoder=config.encoder) as writer:
-        batch: list[video_io.Frame] = []
-        frames = timer.timed("decode", video_io.read_frames(path, info=located.info))
-        for frame in _with_end(frames):
-            if frame is not None:
-                batch.append(frame)
-            if batch and (frame is None or len(batch) == config.batch_size):
+        def encode(item: tuple[np.ndarray, int]) -> None:
+            with timer.stage("encode"):
+                writer.write(*item)
+
+        decoded = background.prefetch(timer.timed("decode", video_io.read_frames(path, info=located.info)), depth)
+        with contextlib.closing(decoded) as frames, background.Sink(encode, depth) as encoder:
+            for batch in _batches(frames, config.batch_size):
                 with timer.stage("edit"):
                     crops = [frame_crops(item.image, located.timeline.faces_at(item.index), size, feather)
                              for item in batch]
                     targets = targets_at(np.array([item.time for item in batch]))
                 edited = edit_batch(editor, [item.image for item in batch], crops, targets, timer)
-                with timer.stage("encode"):
-                    for item, image in zip(batch, edited):
-                        writer.write(image, item.pts)
+                for item, image in zip(batch, edited):
+                    encoder.put((image, item.pts))
                 written += len(batch)
                 bar.update(len(batch))
-                batch = []
         with timer.stage("encode"):
             writer.close()
     bar.close()
     return {"frames": written, "frames_with_faces": located.num_frames - len(located.timeline.frames_without_faces())}
 
 
-def _with_end(items: Iterator) -> Iterator:
-    """The items, then None."""
-    yield from items
-    yield None
+def _batches(items: Iterator, size: int) -> Iterator[list]:
+    """Consecutive lists of `size` items (the last may be shorter)."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -12,14 +12,15 @@ from __future__ import annotations
 import numpy as np
 
 from tf_ganimation.core import pixels
-from tf_ganimation.faces.alignment import CropTransform, pixel_centres, sample_bilinear
+from tf_ganimation.faces import alignment
+from tf_ganimation.faces.alignment import CropTransform, pixel_centres
 from tf_ganimation.faces.detection import check_photo
 
 _BAND_ROWS = 256
 
 
 def paste_back(photo: np.ndarray, edited_crop: np.ndarray, transform: CropTransform,
-               attention: np.ndarray | None = None, feather: float = 0.1) -> np.ndarray:
+               attention: np.ndarray | None = None, feather: float = 0.1, out: np.ndarray | None = None) -> np.ndarray:
     """Blends an edited crop back into the photo it was cut from.
 
     Each photo pixel whose centre maps into the crop square gets weight
@@ -37,9 +38,11 @@ def paste_back(photo: np.ndarray, edited_crop: np.ndarray, transform: CropTransf
         attention: optional float [size, size, 1] or [size, size] in [0, 1]; 1 keeps the photo pixel.
         feather: width of the smooth (smoothstep) fall-off inside the crop border, as a fraction of the
             crop side, in [0, 0.5]; 0 pastes a hard-edged square.
+        out: where to write the result, uint8 [height, width, 3] holding the photo's pixels (the photo
+            itself edits it in place: a video frame no one else holds); None makes a copy.
 
     Returns:
-        uint8 [height, width, 3], a new array (the input photo is not modified).
+        uint8 [height, width, 3]: `out`, or a new array (the input photo is not modified).
     """
     check_photo(photo, "photo")
     size = transform.size
@@ -52,20 +55,32 @@ def paste_back(photo: np.ndarray, edited_crop: np.ndarray, transform: CropTransf
     # Shrink the crop first when a photo pixel spans 2 or more crop pixels (a face smaller than the crop).
     factor = max(1, int(transform.scale))
     layers = _box_reduce(np.concatenate([edited, 1.0 - keep[:, :, None]], axis=2), factor)
-    result = photo.copy()
+    matrix = transform.matrix()
+    columns = np.arange(x0, x1) + 0.5
+    if out is not None and (out.shape != photo.shape or out.dtype != np.uint8):
+        raise ValueError(f"out is {out.dtype} {list(out.shape)}: expected uint8 {list(photo.shape)}")
+    result = photo.copy() if out is None else out
     for band in range(y0, y1, _BAND_ROWS):  # bands bound the memory on a face filling a 100 MP photo
         rows = slice(band, min(band + _BAND_ROWS, y1))
-        crop_points = transform.to_crop(
-            pixel_centres(rows.stop - rows.start, x1 - x0) + np.array([x0, rows.start]))
-        weight = _feather_ramp(crop_points, size, feather)
+        centres_y = np.arange(rows.start, rows.stop) + 0.5
+        crop_x, crop_y = (np.add.outer((matrix[axis, 1] * centres_y + matrix[axis, 2]).astype(np.float32),
+                                       (matrix[axis, 0] * columns).astype(np.float32)) for axis in (0, 1))
+        weight = _feather_ramp(crop_x, crop_y, size, feather)
         if not weight.any():
             continue
-        sampled = sample_bilinear(layers, crop_points[..., 0] / factor, crop_points[..., 1] / factor)
-        weight = weight * np.clip(sampled[..., 3], 0.0, 1.0)
-        original = photo[rows, x0:x1]
-        blended = original + weight[..., None] * (sampled[..., :3] - original.astype(np.float32))
-        blended = np.clip(np.round(blended), 0, 255).astype(np.uint8)
-        result[rows, x0:x1] = np.where(weight[..., None] > 0, blended, original)
+        # The band's pixel centres (j + 0.5, i + 0.5) -> the layers' points (crop points / factor).
+        offset = matrix[:, :2] @ np.array([x0, rows.start]) + matrix[:, 2]
+        band_matrix = np.concatenate([matrix[:, :2], offset[:, None]], axis=1) / factor
+        *colour, alpha = alignment.warp_bilinear(layers, band_matrix, x1 - x0, rows.stop - rows.start)
+        weight *= np.clip(alpha, 0.0, 1.0, out=alpha)
+        window = result[rows, x0:x1]
+        for channel, edited_channel in enumerate(colour):
+            # round((1 - w) * photo + w * edited): where w == 0, the photo's value exactly.
+            original = window[:, :, channel].astype(np.float32)
+            edited_channel -= original
+            edited_channel *= weight
+            edited_channel += original
+            window[:, :, channel] = np.clip(np.rint(edited_channel, out=edited_channel), 0, 255, out=edited_channel)
     return result
 
 
@@ -79,14 +94,13 @@ def face_region(transform: CropTransform, height: int, width: int) -> np.ndarray
     return region
 
 
-def _feather_ramp(crop_points: np.ndarray, size: int, feather: float) -> np.ndarray:
+def _feather_ramp(crop_x: np.ndarray, crop_y: np.ndarray, size: int, feather: float) -> np.ndarray:
     """float32 [...]: 0 on and outside the crop square's border, rising smoothly to 1 at feather * size in."""
-    distance = np.minimum(np.minimum(crop_points[..., 0], crop_points[..., 1]),
-                          np.minimum(size - crop_points[..., 0], size - crop_points[..., 1]))
+    distance = np.minimum(np.minimum(crop_x, crop_y), np.minimum(size - crop_x, size - crop_y))
     if feather == 0:
         return (distance > 0).astype(np.float32)
-    ramp = np.clip(distance / (feather * size), 0.0, 1.0)
-    return (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)
+    ramp = np.clip(distance * np.float32(1.0 / (feather * size)), 0.0, 1.0, out=distance)
+    return ramp * ramp * (3.0 - 2.0 * ramp)
 
 
 def _box_reduce(image: np.ndarray, factor: int) -> np.ndarray:
