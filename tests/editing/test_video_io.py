@@ -2,6 +2,7 @@
 
 import fractions
 
+import av
 import numpy as np
 import pytest
 from video_clips import audio_of, write_clip
@@ -67,6 +68,24 @@ def test_writer_keeps_timestamps_rate_and_copies_audio(tmp_path):
     source_packets, source_seconds = audio_of(path)
     packets, seconds = audio_of(tmp_path / "out.mp4")
     assert packets == source_packets and seconds == pytest.approx(source_seconds)
+
+
+def test_writer_copies_every_audio_stream_with_its_language(tmp_path):
+    path = write_clip(tmp_path / "dub.mkv", _gradient_frames(5), fps=10, audio_s=0.5, audio_languages=("eng", "deu"))
+    info = video_io.probe(path)
+    with video_io.VideoWriter(tmp_path / "out.mkv", info, audio_from=path) as writer:
+        for frame in video_io.read_frames(path):
+            writer.write(frame.image, frame.pts)
+    pitches = []
+    for number in (0, 1):
+        with av.open(str(tmp_path / "out.mkv")) as container:
+            assert [stream.metadata.get("language") for stream in container.streams.audio] == ["eng", "deu"]
+            stream = container.streams.audio[number]
+            samples = np.concatenate([frame.to_ndarray()[0] for frame in container.decode(stream)])
+        pitches.append(np.argmax(np.abs(np.fft.rfft(samples))) * stream.rate / len(samples))
+    assert pitches == [pytest.approx(440, abs=5), pytest.approx(880, abs=5)]  # each stream its own tone, in order
+    for number in (0, 1):
+        assert audio_of(tmp_path / "out.mkv", number) == audio_of(path, number)
 
 
 def test_constant_rate_is_not_variable():

@@ -14,10 +14,11 @@ SAMPLE_RATE = 16000
 
 
 def write_clip(path: pathlib.Path, frames, fps: int = 10, audio_s: float = 0.0, rotation: int = 0,
-               pts=None, codec: str = "libx264", crf: int = 0) -> pathlib.Path:
+               pts=None, codec: str = "libx264", crf: int = 0, audio_languages=("eng",)) -> pathlib.Path:
     """Writes uint8 [H, W, 3] upright frames as a video; `rotation` stores them turned and sets the display matrix.
 
-    pts: the frames' timestamps in 1/1000 s (default: a constant rate); audio_s: seconds of a 440 Hz tone.
+    pts: the frames' timestamps in 1/1000 s (default: a constant rate); audio_s: seconds of tone in one
+    audio stream per audio_languages entry (the k-th at 440 * (k + 1) Hz, tagged with its language).
     """
     frames = list(frames)
     container = av.open(str(path), "w")
@@ -30,7 +31,9 @@ def write_clip(path: pathlib.Path, frames, fps: int = 10, audio_s: float = 0.0, 
     video.codec_context.time_base = time_base
     if rotation:
         video.set_display_rotation(rotation)
-    audio = container.add_stream("aac", rate=SAMPLE_RATE) if audio_s else None
+    audio = [container.add_stream("aac", rate=SAMPLE_RATE) for _ in audio_languages] if audio_s else []
+    for stream, language in zip(audio, audio_languages):
+        stream.metadata["language"] = language
     for index, image in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(video_io.stored(image, rotation), format="rgb24")
         frame.pts = int(pts[index]) if pts is not None else round(index * 1000 / fps)
@@ -39,32 +42,32 @@ def write_clip(path: pathlib.Path, frames, fps: int = 10, audio_s: float = 0.0, 
             container.mux(packet)
     for packet in video.encode():
         container.mux(packet)
-    if audio is not None:
-        samples = tone(audio_s)
+    for number, stream in enumerate(audio):
+        samples = tone(audio_s, 440.0 * (number + 1))
         chunk = 1024
         for start in range(0, samples.shape[1], chunk):
             frame = av.AudioFrame.from_ndarray(samples[:, start:start + chunk].copy(), format="fltp", layout="mono")
             frame.sample_rate, frame.pts = SAMPLE_RATE, start
-            for packet in audio.encode(frame):
+            for packet in stream.encode(frame):
                 container.mux(packet)
-        for packet in audio.encode():
+        for packet in stream.encode():
             container.mux(packet)
     container.close()
     return path
 
 
-def tone(seconds: float) -> np.ndarray:
-    """float32 [1, samples]: a 440 Hz sine at a third of full scale."""
+def tone(seconds: float, hertz: float = 440.0) -> np.ndarray:
+    """float32 [1, samples]: a sine at a third of full scale."""
     times = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    return (0.3 * np.sin(2 * np.pi * 440 * times)).astype(np.float32)[None]
+    return (0.3 * np.sin(2 * np.pi * hertz * times)).astype(np.float32)[None]
 
 
-def audio_of(path: pathlib.Path) -> tuple[int, float]:
-    """(audio packets, seconds of audio) in a file; (0, 0.0) without an audio stream."""
+def audio_of(path: pathlib.Path, stream_number: int = 0) -> tuple[int, float]:
+    """(audio packets, seconds of audio) of a file's stream_number-th audio stream; (0, 0.0) without it."""
     with av.open(str(path)) as container:
-        if not container.streams.audio:
+        if len(container.streams.audio) <= stream_number:
             return 0, 0.0
-        stream = container.streams.audio[0]
+        stream = container.streams.audio[stream_number]
         packets = [packet for packet in container.demux(stream) if packet.dts is not None]
         samples = sum(frame.samples for packet in packets for frame in packet.decode())
         return len(packets), samples / stream.rate

@@ -9,7 +9,8 @@
 Frames are handed out upright (the container's rotation applied) and written back as they were stored,
 with the same rotation in the output's display matrix, so a phone clip keeps its metadata. Timestamps
 pass through unchanged (same time base and pts), so the frame rate is kept, also a variable one, and
-audio packets are copied without re-encoding, interleaved with the video as it is written.
+the packets of every audio stream are copied without re-encoding, interleaved with the video as it is
+written.
 
 PyAV is optional: `pip install -r requirements-video.txt`.
 """
@@ -60,7 +61,7 @@ class VideoInfo:
         time_base: seconds per pts tick of the video stream.
         num_frames: frames the container declares (0 when it does not say).
         duration_s: the video stream's length in seconds (0 when unknown).
-        has_audio: the file has an audio stream (it is copied to the output).
+        has_audio: the file has an audio stream (every one is copied to the output).
         codec: the video codec's name.
     """
 
@@ -265,7 +266,8 @@ class VideoWriter:
     Args:
         path: the output (.mp4, .mov or .mkv).
         like: the frame size (upright), rotation, rate and time base to write with (probe's VideoInfo).
-        audio_from: a file whose first audio stream is copied (None: no audio).
+        audio_from: a file whose audio streams are all copied, in order, with their language and title
+            tags (None: no audio).
         encoder: EncoderConfig.
     """
 
@@ -291,14 +293,19 @@ class VideoWriter:
         self._video.options = {"crf": str(encoder.crf), "preset": encoder.preset}
         if like.rotation:
             self._video.set_display_rotation(like.rotation)
-        self._audio_input = self._audio = self._audio_packets = None
+        self._audio_input = self._audio_packets = None
+        self._audio: dict = {}  # the source's audio stream index -> its copy in the output
         self._pending_audio = None
         if audio_from is not None:
             source = av.open(os.fspath(audio_from))
             if source.streams.audio:
                 self._audio_input = source
-                self._audio = self._output.add_stream_from_template(source.streams.audio[0])
-                self._audio_packets = source.demux(source.streams.audio[0])
+                for stream in source.streams.audio:
+                    self._audio[stream.index] = self._output.add_stream_from_template(stream)
+                    for tag in ("language", "title"):
+                        if stream.metadata.get(tag):
+                            self._audio[stream.index].metadata[tag] = stream.metadata[tag]
+                self._audio_packets = source.demux(list(source.streams.audio))
             else:
                 source.close()
         self.frames_written, self._first_pts, self._closed = 0, None, False
@@ -332,7 +339,7 @@ class VideoWriter:
             if until_s is not None and packet.pts is not None and float(packet.pts * packet.time_base) > until_s:
                 self._pending_audio = packet
                 return
-            packet.stream = self._audio
+            packet.stream = self._audio[packet.stream.index]
             self._output.mux(packet)
 
     def close(self) -> pathlib.Path:
