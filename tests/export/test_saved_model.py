@@ -391,6 +391,12 @@ def test_export_script_exports_a_run_and_reports_user_errors(tmp_path):
                         capture_output=True, text=True, timeout=300, env=env)
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "models" / "3" / "saved_model.pb").is_file() and "models/3" in ok.stdout
+    assert "signatures: serving_default, encoded, animate, describe_aus)" in ok.stdout  # no critic in the run
+    networks.build_critic(TINY_MODEL).save_weights(run / run_folder.CRITIC_WEIGHTS)
+    with_critic = subprocess.run(script + ["--workdir", str(run), "--export_dir", str(tmp_path / "models")],
+                                 capture_output=True, text=True, timeout=300, env=env)
+    assert with_critic.returncode == 0, with_critic.stderr
+    assert "models/4 (signatures: serving_default, encoded, animate, describe_aus, estimate_aus)" in with_critic.stdout
     again = subprocess.run(script + ["--workdir", str(run), "--export_dir", str(tmp_path / "models"), "--version", "3"],
                            capture_output=True, text=True, timeout=300, env=env)
     assert again.returncode == 2 and "never overwritten" in again.stderr and "Traceback" not in again.stderr
