@@ -1,6 +1,6 @@
 r"""Exports a trained generator as a versioned SavedModel for TF Serving (tf_ganimation/export/saved_model.py).
 
-Example (~15 s for the paper-size generator on a 2-core CPU; writes 33.9 MB of weights):
+Example (~15 s for the paper-size generator alone on a 2-core CPU; 33.9 MB of weights, 213.3 MB with the critic):
   python scripts/export.py --workdir runs/quickstart --export_dir models/ganimation
 Prints the new version folder (models/ganimation/<N>, N one more than the highest there) and its
 signatures: with the run's critic (critic.weights.h5; --nocritic leaves it out) the export has
