@@ -33,7 +33,7 @@ flags.DEFINE_string("expression", "", "A preset (happy, sad, surprise, fear, ang
                     "neutral), a mix (happy:0.5+surprise:0.5) or a sequence for --gif (neutral,happy,surprise).")
 flags.DEFINE_string("aus", "", "Explicit AU intensities in [0, 1], e.g. AU12=1,AU06=0.8 (others 0).")
 flags.DEFINE_string("start", "", "Start expression of --gif/--sheet; default: the face's current AUs (the "
-                    "critic's estimate for a run folder, neutral otherwise).")
+                    "critic's estimate for a run folder or a SavedModel exported with it, neutral otherwise).")
 flags.DEFINE_string("out", "", "Write the edited photo here (.jpg, .png or .webp).")
 flags.DEFINE_string("gif", "", "Write an animation here (.gif or .webp) from the start AUs to the expression(s).")
 flags.DEFINE_string("sheet", "", "Write a sheet here: attention and colour maps and an AU sweep of the largest face.")

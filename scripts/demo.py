@@ -1,7 +1,7 @@
 r"""The editor in a browser: flags -> web_demo.DemoEditor -> web_demo.build_app -> web_demo.launch.
 
     python scripts/demo.py --workdir=runs/celeba            # a training run folder (estimates start AUs)
-    python scripts/demo.py --saved_model=models/ganimation/1
+    python scripts/demo.py --saved_model=models/ganimation/1  # estimates them too when exported with the critic
     python scripts/demo.py --tflite=ganimation_fp16.tflite
     python scripts/demo.py --quickstart     # runs/quickstart, trained first when it is not (~15 min, 2 cores)
     python scripts/demo.py --tflite=ganimation_fp16.tflite --web_page   # the model runs in the browser

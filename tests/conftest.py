@@ -148,6 +148,46 @@ def tiny_generator(seed: int = 0):
     return networks.build_generator(TINY_MODEL)
 
 
+def expressive_critic(seed: int = 0):
+    """A seeded, built critic of TINY_MODEL's sizes whose AU head answers raw values of spread ~1.
+
+    An untrained head answers ~0.001, which estimate_aus clips to nearly 0 everywhere; this one's
+    estimates fall below 0, inside [0, 1] and above 1, so clipping and equality are both tested.
+    """
+    import keras
+
+    from tf_ganimation.model import networks
+
+    keras.utils.set_random_seed(seed)
+    critic = networks.build_critic(TINY_MODEL)
+    images = np.random.default_rng(seed).uniform(-1, 1, [8, TINY_MODEL.image_size, TINY_MODEL.image_size, 3])
+    spread = float(np.std(critic(images.astype(np.float32))["aus"]))
+    critic.aus_head.kernel.assign(critic.aus_head.kernel / spread)
+    return critic
+
+
+@functools.cache
+def _expressive_run_dir() -> pathlib.Path:
+    from tf_ganimation.core.config import Config
+    from tf_ganimation.runs import run_folder
+
+    path = pathlib.Path(tempfile.mkdtemp(prefix="expressive_run_"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    run_folder.save_config(Config(model=TINY_MODEL, data=DataConfig(image_size=TINY_MODEL.image_size)), path)
+    tiny_generator().save_weights(path / run_folder.GENERATOR_WEIGHTS)
+    expressive_critic().save_weights(path / run_folder.CRITIC_WEIGHTS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def expressive_run_dir() -> pathlib.Path:
+    """A training run's folder with tiny_generator() and expressive_critic(): estimated AUs spread over [0, 1].
+
+    One for all tests: they read it and never write into it.
+    """
+    return _expressive_run_dir()
+
+
 def tiny_gan(seed: int = 1, n_critic: int = 2):
     """A seeded GANimation of TINY_MODEL's sizes with both optimizers, as ganimation.make_gan makes it."""
     import keras

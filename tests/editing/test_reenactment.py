@@ -7,7 +7,7 @@ from video_clips import audio_of, face_clip, write_clip
 from tf_ganimation.core import image_files
 from tf_ganimation.editing import reenactment, video_edit, video_io
 from tf_ganimation.editing.editor import Editor
-from tf_ganimation.export import backends
+from tf_ganimation.export import backends, saved_model
 from tf_ganimation.faces import blending
 
 from conftest import PHOTOS_DIR
@@ -56,10 +56,25 @@ def test_a_driving_video_without_any_face(tmp_path, model, detector):
         reenactment.estimate_track(path, Editor(model, detector=detector), video_edit.VideoEditConfig())
 
 
-def test_a_model_without_critic_cannot_drive(tiny_run_dir, driving, detector):
-    model = backends.load_edit_model(tiny_run_dir, with_critic=False)
-    with pytest.raises(ValueError, match="cannot estimate AUs"):
-        reenactment.estimate_track(driving, Editor(model, detector=detector), video_edit.VideoEditConfig())
+def test_a_model_without_critic_cannot_drive(tiny_run_dir, driving, detector, tmp_path):
+    without_critic = [backends.load_edit_model(tiny_run_dir, with_critic=False),
+                      backends.load_edit_model(saved_model.export_from_workdir(tiny_run_dir, tmp_path,
+                                                                               with_critic=False))]
+    for model in without_critic:
+        # The message names the two models that work and the AU track alternative.
+        with pytest.raises(ValueError, match=r"cannot estimate AUs: .*training run folder.*SavedModel has when "
+                                             r"exported with the critic.*--curve=track\.csv"):
+            reenactment.estimate_track(driving, Editor(model, detector=detector), video_edit.VideoEditConfig())
+
+
+def test_a_saved_model_exported_with_the_critic_gives_the_run_folders_track(expressive_run_dir, driving, detector,
+                                                                             tmp_path):
+    tracks = [reenactment.estimate_track(driving, Editor(backends.load_edit_model(path), detector=detector),
+                                         video_edit.VideoEditConfig(batch_size=4))
+              for path in (expressive_run_dir, saved_model.export_from_workdir(expressive_run_dir, tmp_path))]
+    assert tracks[1].seen.tolist() == tracks[0].seen.tolist() == [True, True, False, True, True, True]
+    assert ((tracks[1].aus > 0.05) & (tracks[1].aus < 0.95)).any()  # estimates, not only clipped zeros
+    np.testing.assert_allclose(tracks[1].aus, tracks[0].aus, atol=1e-5)
 
 
 def test_describe_frames():

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from video_clips import audio_of, face_clip, write_clip
 
-from tf_ganimation.editing import au_curves, video_io, video_job
-from tf_ganimation.export import backends
+from tf_ganimation.editing import au_curves, video_edit, video_io, video_job
+from tf_ganimation.export import backends, saved_model
 
 from conftest import PHOTOS_DIR, PROJECT_ROOT
 
@@ -130,6 +130,32 @@ def test_script_reenacts_a_photo_and_writes_the_track(tmp_path, tiny_run_dir, as
     assert "(frames 2)" in result.stderr  # the warning names the faceless frame
     assert au_curves.read_csv(tmp_path / "track.csv").times.size == 4
     assert video_io.probe(tmp_path / "out.mp4").num_frames == 5
+
+
+@pytest.mark.slow
+def test_script_reenacts_with_a_saved_model_exported_with_the_critic(tmp_path, expressive_run_dir, astronaut,
+                                                                     detector):
+    write_clip(tmp_path / "drive.mp4", face_clip(astronaut, 5, blank_at=(2,)), fps=8)
+    export = saved_model.export_from_workdir(expressive_run_dir, tmp_path / "models")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, str(PROJECT_ROOT / "scripts" / "animate.py"), f"--model={export}",
+               f"--image={PHOTOS_DIR / 'astronaut.png'}", f"--driving_video={tmp_path / 'drive.mp4'}",
+               f"--out={tmp_path / 'out.mp4'}", f"--au_track_out={tmp_path / 'track.csv'}"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["model"] == f"saved_model {export}"
+    assert summary["frames"] == 5 and summary["driving_video"]["frames_without_face"] == 1
+    assert video_io.probe(tmp_path / "out.mp4").num_frames == 5
+    # The exported critic's track is the run folder's, frame by frame (the CSV keeps 3 decimals of 0..5).
+    job = video_job.VideoJob(model=str(expressive_run_dir), driving_video=str(tmp_path / "drive.mp4"),
+                             au_track_out=str(tmp_path / "expected.csv"),
+                             edit=video_edit.VideoEditConfig(tracker=video_job.tracker_config(1, 2.0)))
+    video_job.run(job, detector=detector, stream=None)
+    exported, expected = au_curves.read_csv(tmp_path / "track.csv"), au_curves.read_csv(tmp_path / "expected.csv")
+    np.testing.assert_array_equal(exported.times, expected.times)
+    assert ((exported.aus > 0.05) & (exported.aus < 0.95)).any()  # estimates, not only clipped zeros
+    np.testing.assert_allclose(exported.aus, expected.aus, atol=2e-4)
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ from PIL import Image
 
 from tf_ganimation.core import action_units, image_files
 from tf_ganimation.editing import web_demo
-from tf_ganimation.export import backends
+from tf_ganimation.export import backends, saved_model
 from tf_ganimation.faces import blending, detection
 from tf_ganimation.model import edit_model
 
@@ -201,6 +201,21 @@ class _EstimatingModel(edit_model.KerasEditModel):
 def test_a_run_folders_critic_estimates_start_aus(tiny_run_dir, model):
     assert web_demo.DemoEditor(backends.load_edit_model(tiny_run_dir)).can_estimate
     assert not web_demo.DemoEditor(model).can_estimate
+
+
+def test_a_saved_model_exported_with_the_critic_estimates_and_the_page_says_what_does(tiny_run_dir, tmp_path):
+    with_critic = backends.load_edit_model(saved_model.export_from_workdir(tiny_run_dir, tmp_path))
+    without = backends.load_edit_model(saved_model.export_from_workdir(tiny_run_dir, tmp_path, with_critic=False))
+    assert web_demo.DemoEditor(with_critic).can_estimate and not web_demo.DemoEditor(without).can_estimate
+    pytest.importorskip("gradio", reason=f"gradio is not installed: {web_demo._INSTALL}")
+    hints = {}
+    for name, model in (("with", with_critic), ("without", without)):
+        app = web_demo.build_app(web_demo.DemoEditor(model))
+        (checkbox,) = [block for block in app.blocks.values() if getattr(block, "elem_id", None) == "from-estimate"]
+        hints[name] = checkbox.info
+    assert hints["with"] is None
+    assert "training run folder" in hints["without"] and "exported with the critic" in hints["without"]
+    assert "--curve=track.csv" in hints["without"]
 
 
 def test_the_page_starts_from_the_estimate_and_the_gif_interpolates_from_it(tmp_path):

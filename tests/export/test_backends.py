@@ -102,6 +102,23 @@ def test_saved_model_edit_model_equals_the_keras_one_in_slices(tmp_path):
     np.testing.assert_allclose(loaded.function(images, aus)["images"].numpy(), expected["images"], atol=1e-5)
 
 
+def test_a_saved_model_with_the_critic_estimates_aus_as_its_run_folder(expressive_run_dir, tmp_path):
+    run_model = backends.load_edit_model(expressive_run_dir)
+    exported = backends.load_edit_model(saved_model.export_from_workdir(expressive_run_dir, tmp_path, version=1))
+    exported.batch_size = 2  # five crops in three slices
+    for size in (32, 16):  # the model's size, and a 16 px crop brought up to it
+        crops = np.random.default_rng(size).uniform(0, 1, [5, size, size, 3]).astype(np.float32)
+        crops = np.repeat(np.repeat(crops, SIZE // size, axis=1), SIZE // size, axis=2)
+        expected, estimated = run_model.estimate_aus(crops), exported.estimate_aus(crops)
+        assert estimated.shape == (5, 17) and estimated.dtype == np.float32
+        assert 0.0 < estimated.mean() < 1.0 and 0.0 <= estimated.min() and estimated.max() <= 1.0
+        assert ((estimated > 0.05) & (estimated < 0.95)).any()  # not only clipped values
+        np.testing.assert_allclose(estimated, expected, atol=1e-5)
+    without = backends.load_edit_model(saved_model.export_from_workdir(expressive_run_dir, tmp_path, version=2,
+                                                                       with_critic=False))
+    assert without.estimate_aus(crops) is None
+
+
 def test_saved_model_edit_model_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"saved_model.pb not found: expected a SavedModel version folder"):
         backends.SavedModelEditModel(tmp_path)

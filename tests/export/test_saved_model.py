@@ -21,7 +21,7 @@ from tf_ganimation.export import saved_model
 from tf_ganimation.model import networks
 from tf_ganimation.runs import run_folder
 
-from conftest import PROJECT_ROOT, TINY_MODEL, random_inputs, tiny_generator
+from conftest import PROJECT_ROOT, TINY_MODEL, expressive_critic, random_inputs, tiny_generator
 
 SIZE = 32
 
@@ -43,6 +43,13 @@ def exported(tmp_path_factory):
     generator = tiny_generator()
     path = saved_model.export_generator(generator, tmp_path_factory.mktemp("models") / "ganimation")
     return generator, path, tf.saved_model.load(str(path))
+
+
+@pytest.fixture(scope="module")
+def exported_with_critic(tmp_path_factory):
+    generator, critic = tiny_generator(), expressive_critic()
+    path = saved_model.export_generator(generator, tmp_path_factory.mktemp("models") / "ganimation", critic=critic)
+    return generator, critic, path, tf.saved_model.load(str(path))
 
 
 def test_reloaded_serving_default_and_edit_equal_the_keras_generator(exported):
@@ -167,11 +174,60 @@ def test_describe_aus_names_the_vocabulary(exported):
     np.testing.assert_array_equal(outputs["image_size"].numpy(), [SIZE])
 
 
+def test_estimate_aus_is_the_critics_au_head_clipped_to_unit_range(exported_with_critic):
+    _, critic, _, loaded = exported_with_critic
+    images, _ = random_inputs(4, seed=7)
+    estimated = loaded.signatures["estimate_aus"](image=tf.constant(images))["aus"].numpy()
+    raw = critic(images * 2.0 - 1.0)["aus"].numpy()
+    assert estimated.shape == (4, 17) and estimated.dtype == np.float32
+    assert (raw < 0).any() and (raw > 1).any() and ((raw > 0.05) & (raw < 0.95)).any()  # all three regimes
+    np.testing.assert_allclose(estimated, np.clip(raw, 0.0, 1.0), atol=1e-5)
+    # Image values outside [0, 1] are clipped first, NaN is refused, like the other signatures' images.
+    wild = images * 3 - 1
+    np.testing.assert_array_equal(loaded.signatures["estimate_aus"](image=wild)["aus"].numpy(),
+                                  loaded.signatures["estimate_aus"](image=np.clip(wild, 0, 1))["aus"].numpy())
+    images[0, 2, 2, 0] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image must be finite"):
+        loaded.signatures["estimate_aus"](image=images)
+
+
+def test_the_critic_adds_estimate_aus_and_keeps_every_other_signature(exported, exported_with_critic):
+    generator, _, _, with_critic = exported_with_critic
+    _, _, without = exported
+    assert set(with_critic.signatures) == {*saved_model.SIGNATURES, "estimate_aus"}
+    assert set(without.signatures) == set(saved_model.SIGNATURES)
+    images, aus = random_inputs(2, seed=8)
+    for name in ("images", "attention", "color"):  # the generator's signatures are those of an export without
+        np.testing.assert_allclose(with_critic.signatures["serving_default"](images=images, aus=aus)[name].numpy(),
+                                   expected_edit(generator, images, aus)[name], atol=1e-5)
+    for name in saved_model.SIGNATURES:
+        assert (with_critic.signatures[name].structured_input_signature
+                == without.signatures[name].structured_input_signature), name
+        assert (with_critic.signatures[name].structured_outputs.keys()
+                == without.signatures[name].structured_outputs.keys()), name
+
+
+def test_a_critic_of_another_image_size_is_refused(tmp_path):
+    small = networks.build_critic(ModelConfig(image_size=16, critic_filters=8, critic_layers=3))
+    with pytest.raises(ValueError, match=r"critic answers AUs of shape \[9, 17\] for one 32 px face"):
+        saved_model.export_generator(tiny_generator(), tmp_path, critic=small)
+    with pytest.raises(ValueError, match="expected a built networks.Critic"):
+        saved_model.export_generator(tiny_generator(), tmp_path, critic=tiny_generator())
+    assert not any(tmp_path.iterdir())
+
+
 def test_variables_are_stored_once(exported):
     generator, path, _ = exported
     stored = sum(file.stat().st_size for file in (path / "variables").iterdir())
     weights_bytes = 4 * generator.count_params()
     # Once: the weights plus the checkpoint's index and the small metadata string; twice would be >= 2x.
+    assert weights_bytes < stored < weights_bytes + 64 * 1024
+
+
+def test_generator_and_critic_variables_are_stored_once(exported_with_critic):
+    generator, critic, path, _ = exported_with_critic
+    stored = sum(file.stat().st_size for file in (path / "variables").iterdir())
+    weights_bytes = 4 * (generator.count_params() + critic.count_params())
     assert weights_bytes < stored < weights_bytes + 64 * 1024
 
 
@@ -185,6 +241,17 @@ def test_metadata_asset_and_attribute(exported):
     assert json.loads(loaded.metadata.numpy()) == metadata
     assert pathlib.Path(loaded.metadata_file.asset_path.numpy().decode()) == path / "assets" / saved_model.METADATA_FILE
     assert set(loaded.signatures) == set(saved_model.SIGNATURES)
+    assert metadata["critic"] is None
+
+
+def test_metadata_lists_estimate_aus_and_the_critic(exported_with_critic):
+    _, critic, path, _ = exported_with_critic
+    metadata = saved_model.load_metadata(path)
+    assert list(metadata["signatures"]) == [*saved_model.SIGNATURES, "estimate_aus"]
+    assert metadata["signatures"]["estimate_aus"] == {
+        "inputs": {"image": {"dtype": "float32", "shape": [-1, SIZE, SIZE, 3], "range": [0.0, 1.0]}},
+        "outputs": {"aus": {"dtype": "float32", "shape": [-1, 17], "range": [0.0, 1.0]}}}
+    assert metadata["critic"] == {"filters": 8, "layers": 3, "weights": critic.count_params()}
 
 
 def _op_types(concrete_function) -> set[str]:
@@ -214,6 +281,19 @@ def test_warmup_file_holds_one_request_per_signature(exported):
             == sorted(saved_model.SIGNATURES))
 
 
+def test_warmup_file_warms_estimate_aus_too(exported_with_critic):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    _, _, path, loaded = exported_with_critic
+    records = [prediction_log_pb2.PredictionLog.FromString(record.numpy())
+               for record in tf.data.TFRecordDataset(str(path / saved_model.WARMUP_FILE))]
+    requests = {log.predict_log.request.model_spec.signature_name: log.predict_log.request for log in records}
+    assert sorted(requests) == sorted([*saved_model.SIGNATURES, "estimate_aus"])
+    image = tf.make_ndarray(requests["estimate_aus"].inputs["image"])
+    assert image.shape == (1, SIZE, SIZE, 3)
+    assert loaded.signatures["estimate_aus"](image=image)["aus"].shape == (1, 17)  # the request runs
+
+
 def test_versions_count_up_and_are_never_overwritten(tmp_path):
     generator = tiny_generator()
     base = tmp_path / "ganimation"
@@ -233,16 +313,16 @@ def test_export_is_atomic_and_a_failed_export_leaves_nothing(tmp_path, monkeypat
     real_write = saved_model.write_warmup_requests
     seen_during_export = []
 
-    def watching_write(path, image_size):
+    def watching_write(path, image_size, signature_names):
         seen_during_export.append(sorted(name for name in os.listdir(base) if not name.startswith(".")))
-        return real_write(path, image_size)
+        return real_write(path, image_size, signature_names)
 
     monkeypatch.setattr(saved_model, "write_warmup_requests", watching_write)
     saved_model.export_generator(generator, base)
     assert seen_during_export == [[]]  # the version folder appears only when complete
     assert os.listdir(base) == ["1"]
 
-    def failing_write(path, image_size):
+    def failing_write(path, image_size, signature_names):
         raise OSError("disk full")
 
     monkeypatch.setattr(saved_model, "write_warmup_requests", failing_write)
@@ -274,6 +354,17 @@ def test_export_from_workdir_uses_the_runs_image_size(tmp_path):
     images, aus = random_inputs(1)
     served = tf.saved_model.load(str(path)).signatures["serving_default"](images=images, aus=aus)
     np.testing.assert_allclose(served["images"].numpy(), expected_edit(generator, images, aus)["images"], atol=1e-5)
+    assert "estimate_aus" not in tf.saved_model.load(str(path)).signatures  # the run has no critic weights
+
+
+def test_export_from_workdir_exports_the_runs_critic_unless_asked_not_to(tmp_path, expressive_run_dir):
+    with_critic = tf.saved_model.load(str(saved_model.export_from_workdir(expressive_run_dir, tmp_path)))
+    without = tf.saved_model.load(str(saved_model.export_from_workdir(expressive_run_dir, tmp_path,
+                                                                      with_critic=False)))
+    assert "estimate_aus" in with_critic.signatures and "estimate_aus" not in without.signatures
+    images, _ = random_inputs(2, seed=9)
+    np.testing.assert_allclose(with_critic.signatures["estimate_aus"](image=images)["aus"].numpy(),
+                               np.clip(expressive_critic()(images * 2 - 1)["aus"].numpy(), 0, 1), atol=1e-5)
 
 
 @pytest.mark.slow
@@ -300,6 +391,12 @@ def test_export_script_exports_a_run_and_reports_user_errors(tmp_path):
                         capture_output=True, text=True, timeout=300, env=env)
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "models" / "3" / "saved_model.pb").is_file() and "models/3" in ok.stdout
+    assert "signatures: serving_default, encoded, animate, describe_aus)" in ok.stdout  # no critic in the run
+    networks.build_critic(TINY_MODEL).save_weights(run / run_folder.CRITIC_WEIGHTS)
+    with_critic = subprocess.run(script + ["--workdir", str(run), "--export_dir", str(tmp_path / "models")],
+                                 capture_output=True, text=True, timeout=300, env=env)
+    assert with_critic.returncode == 0, with_critic.stderr
+    assert "models/4 (signatures: serving_default, encoded, animate, describe_aus, estimate_aus)" in with_critic.stdout
     again = subprocess.run(script + ["--workdir", str(run), "--export_dir", str(tmp_path / "models"), "--version", "3"],
                            capture_output=True, text=True, timeout=300, env=env)
     assert again.returncode == 2 and "never overwritten" in again.stderr and "Traceback" not in again.stderr

@@ -10,7 +10,7 @@ from tensorflow.lite.python import schema_py_generated as schema
 
 from tf_ganimation.core import action_units
 from tf_ganimation.core.config import Config, DataConfig
-from tf_ganimation.export import gpu_compatibility, litert, saved_model, tflite
+from tf_ganimation.export import backends, gpu_compatibility, litert, saved_model, tflite
 from tf_ganimation.model import edit_model
 from tf_ganimation.runs import run_folder
 
@@ -119,6 +119,17 @@ def test_saved_model_and_tflite_agree(generator, tmp_path):
     converted = litert.TFLiteEditModel(result.model_path).edit(images, aus)
     for name in litert.OUTPUT_NAMES:
         np.testing.assert_allclose(converted[name], expected[name].numpy(), atol=1e-2)
+
+
+def test_an_export_with_the_critic_converts_its_edit_alone(expressive_run_dir, tmp_path):
+    version_dir = saved_model.export_from_workdir(expressive_run_dir, tmp_path / "models")
+    result = tflite.convert_saved_model(version_dir, tmp_path / "edit.tflite", tflite.ConversionConfig("none"))
+    converted = litert.TFLiteEditModel(result.model_path)  # refuses a model of several signatures
+    assert converted.signature_key == result.metadata["signature_key"] == "edit"
+    images, aus = tflite.parity_inputs(2, 32, seed=4)
+    assert converted.estimate_aus(images) is None  # the critic stays in the SavedModel (tflite.py, Notes)
+    np.testing.assert_allclose(converted.edit(images, aus)["images"],
+                               backends.SavedModelEditModel(version_dir).edit(images, aus)["images"], atol=1e-4)
 
 
 def test_a_training_run_converts_from_its_workdir(generator, tmp_path):

@@ -30,6 +30,12 @@ from tf_ganimation.editing import contact_sheet
 from tf_ganimation.faces import alignment, blending, detection
 from tf_ganimation.model.edit_model import EditModel
 
+# Why a model cannot estimate a face's AUs (EditModel.estimate_aus is None), and what works instead.
+CANNOT_ESTIMATE_HELP = (
+    "estimating AUs needs the critic's AU head, which a training run folder has, and a SavedModel has when "
+    "exported with the critic (scripts/export.py from a run folder with critic.weights.h5: its estimate_aus "
+    "signature); a .tflite model has none. Use one of those two as the model, or drive the face with an AU "
+    "track instead: a .csv curve (timestamp, AU01_r..AU45_r, as OpenFace writes it; --curve=track.csv)")
 MAX_FRAMES = 1000
 
 
@@ -141,8 +147,8 @@ class Editor:
     def start_aus(self, crops: list[FaceCrop]) -> tuple[np.ndarray, str]:
         """Each face's current AUs, float32 [len(crops), 17] in [0, 1], and where they came from.
 
-        The critic's AU head estimates them when the model has a critic (a run folder); otherwise
-        every face starts neutral (all zeros).
+        The critic's AU head estimates them when the model has a critic (a run folder, or a SavedModel
+        exported with the critic); otherwise every face starts neutral (all zeros).
         """
         estimated = self.model.estimate_aus(_crops_unit(crops))
         if estimated is None:

@@ -5,8 +5,9 @@
     au_curves.write_csv("track.csv", track.times, track.aus, track.seen)
     animate_photo(photo, crops, editor, track, curve, "out.mp4", config)   # a still photo, driven
 
-The AUs are estimated by the critic's AU head (EditModel.estimate_aus: a training run folder) on the
-aligned crop of the driving video's largest tracked face (video_edit.locate_faces, faces="largest").
+The AUs are estimated by the critic's AU head (EditModel.estimate_aus: a training run folder, or a
+SavedModel exported with the critic, through its `estimate_aus` signature) on the aligned crop of the
+driving video's largest tracked face (video_edit.locate_faces, faces="largest").
 Frames where no face was found are listed; their AUs are read from the curve between the frames
 around them. A driving video with no face at all is an error.
 """
@@ -21,7 +22,7 @@ import numpy as np
 
 from tf_ganimation.core import pixels, progress
 from tf_ganimation.editing import au_curves, video_edit, video_io
-from tf_ganimation.editing.editor import Editor, FaceCrop
+from tf_ganimation.editing.editor import CANNOT_ESTIMATE_HELP, Editor, FaceCrop
 
 
 class NoDrivingFaceError(ValueError):
@@ -66,8 +67,7 @@ def estimate_track(path: os.PathLike, editor: Editor, config: video_edit.VideoEd
     """
     if editor.model.estimate_aus(np.zeros([1, editor.model.image_size, editor.model.image_size, 3],
                                           np.float32)) is None:
-        raise ValueError(f"{editor.model.source} cannot estimate AUs: driving a face needs a training run folder "
-                         "(its critic's AU head) as --model, or an AU track as --curve=track.csv")
+        raise ValueError(f"{editor.model.source} cannot estimate AUs: {CANNOT_ESTIMATE_HELP}")
     timer = timer or video_edit.StageTimer()
     located = video_edit.locate_faces(path, editor.detector, dataclasses.replace(config, faces="largest"),
                                       timer, stream)

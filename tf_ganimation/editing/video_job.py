@@ -40,7 +40,8 @@ class VideoJob:
     """One video written (or only an AU track estimated).
 
     Attributes:
-        model: see export.backends.load_edit_model (a run folder for driving_video: its critic).
+        model: see export.backends.load_edit_model (for driving_video, one that estimates AUs: a run
+            folder or a SavedModel exported with the critic).
         out: the video to write (.mp4, .mov or .mkv); may be empty with driving_video and au_track_out.
         video: the clip whose faces are edited.
         image: a still photo to animate instead (with driving_video or curve).

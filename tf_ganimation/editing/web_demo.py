@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw
 
 from tf_ganimation.core import action_units, grids, image_files, pixels
 from tf_ganimation.editing import outputs, web_demo_video
-from tf_ganimation.editing.editor import Editor, EditorConfig, FaceCrop, NoFaceError
+from tf_ganimation.editing.editor import CANNOT_ESTIMATE_HELP, Editor, EditorConfig, FaceCrop, NoFaceError
 from tf_ganimation.faces import detection
 from tf_ganimation.model.edit_model import EditModel
 
@@ -345,8 +345,8 @@ def build_app(demo: DemoEditor, title: str = "GANimation: edit a face by its act
                 whole_image = gr.Checkbox(demo.config.whole_image, label="Whole image (when no face is found)",
                                           elem_id="whole-image")
                 from_estimate = gr.Checkbox(demo.can_estimate, interactive=demo.can_estimate, elem_id="from-estimate",
-                                            label="Start from the face's estimated AUs" + (
-                                                "" if demo.can_estimate else " (needs a run folder's critic)"))
+                                            label="Start from the face's estimated AUs", info=None if demo.can_estimate
+                                            else f"This model cannot estimate AUs: {CANNOT_ESTIMATE_HELP}.")
                 preview = gr.Image(label="Photo read (the edited face outlined)", elem_id="preview", **image)
                 gif_button = gr.Button("Animation (GIF) from the start AUs", elem_id="gif-button")
                 gif = gr.File(label="Animation", elem_id="gif")

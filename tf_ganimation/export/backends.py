@@ -1,6 +1,7 @@
 """`EditModel` backends for what the package writes, and loading any of them from a path.
 
-- `SavedModelEditModel`: a SavedModel version folder (saved_model.py), run through its root `edit`.
+- `SavedModelEditModel`: a SavedModel version folder (saved_model.py), run through its root `edit`; it
+  estimates AUs through the `estimate_aus` signature of an export that has the critic.
 - `load_edit_model(path)`: a training run folder (Keras), a SavedModel version folder or export base,
   or a .tflite file (litert.TFLiteEditModel), told apart by what the path holds.
 """
@@ -11,6 +12,7 @@ import json
 import os
 import pathlib
 
+import numpy as np
 from absl import logging
 
 from tf_ganimation.core import action_units
@@ -23,6 +25,9 @@ _MODEL_HELP = ("expected a training run folder (with config.json and generator.w
 
 class SavedModelEditModel(EditModel):
     """An export version folder (saved_model.py), run through its root `edit` function.
+
+    `estimate_aus(images)` runs the export's `estimate_aus` signature (the critic's AU head, clipped to
+    [0, 1], as KerasEditModel's) in slices of batch_size, and is None for an export without the critic.
 
     Args:
         path: a SavedModel version folder written by saved_model.export_generator (`<base>/<version>/`).
@@ -42,6 +47,8 @@ class SavedModelEditModel(EditModel):
     def __init__(self, path: os.PathLike):
         import tensorflow as tf
 
+        from tf_ganimation.export import saved_model
+
         path = pathlib.Path(path)
         if not (path / "saved_model.pb").is_file():
             raise FileNotFoundError(f"{path / 'saved_model.pb'} not found: expected a SavedModel version folder "
@@ -53,9 +60,17 @@ class SavedModelEditModel(EditModel):
                              "export (scripts/export.py writes one)")
         self._loaded, self.function = loaded, loaded.edit  # `edit` reads the variables `loaded` holds
         self.image_size, self.num_aus = _saved_model_sizes(loaded.edit, path)
+        self._estimate = loaded.signatures.get(saved_model.ESTIMATE_SIGNATURE)
 
     def _edit(self, images, aus):
         return {key: value.numpy() for key, value in self.function(images, aus).items()}
+
+    def estimate_aus(self, images):
+        if self._estimate is None:
+            return None
+        images = np.asarray(images, np.float32)
+        return np.concatenate([self._estimate(image=images[start:start + self.batch_size])["aus"].numpy()
+                               for start in range(0, len(images), self.batch_size)]).astype(np.float32)
 
 
 def _saved_model_sizes(function, path: pathlib.Path) -> tuple[int, int]:

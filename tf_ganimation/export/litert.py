@@ -57,7 +57,8 @@ class TFLiteEditModel(EditModel):
             call's inputs do not have the model's shapes.
 
     Notes: like `edit`, no validation: values outside [0, 1] or NaN go through unchanged (the SavedModel's
-    `serving_default` clips and checks them). Not thread safe: use one instance per thread.
+    `serving_default` clips and checks them). Not thread safe: use one instance per thread. estimate_aus
+    is None: the .tflite holds the generator only (tflite.py, Notes, says why it has no critic).
     """
 
     kind = "tflite"

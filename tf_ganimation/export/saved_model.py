@@ -1,6 +1,6 @@
 """Export of a trained generator as a versioned SavedModel for TF Serving (and the TFLite converter).
 
-    <export_base>/<version>/saved_model.pb, variables/   the graph and the generator's weights (stored once)
+    <export_base>/<version>/saved_model.pb, variables/   the graph and the networks' weights (stored once)
     <export_base>/<version>/assets/ganimation.json       AU names and order, image size, value ranges, signatures
     <export_base>/<version>/assets.extra/tf_serving_warmup_requests
                                                          PredictionLog records TF Serving replays when it loads
@@ -22,6 +22,9 @@ Signatures (every image and AU value range below is a contract, tested in tests/
 - `describe_aus`: `aus` float32 [N, 17] -> `aus` float32 [N, 17] (the AUs as the model uses them),
   `au_names` string [N, 17] (OpenFace order), `image_size` int32 [N]: the AU vocabulary, discoverable
   through GetModelMetadata and one Predict call.
+- `estimate_aus`, only in an export given the critic (a run folder's, by default): `image` float32
+  [N, S, S, 3] in [0, 1] -> `aus` float32 [N, 17] in [0, 1], the critic's AU regression head on the face
+  clipped to [0, 1] (as KerasEditModel.estimate_aus): the current expression of a face, for reenactment.
 
 Every signature validates its inputs in the graph, with stock TensorFlow ops only: AUs or images that are
 NaN or infinite fail with INVALID_ARGUMENT ("... must be finite"), AU intensities and image values
@@ -50,9 +53,11 @@ import tempfile
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
-from tf_ganimation.core import action_units
+from tf_ganimation.core import action_units, pixels
 from tf_ganimation.core.config import ModelConfig
+from tf_ganimation.export import warmup
 from tf_ganimation.model import edit_model, networks
 from tf_ganimation.runs import loading
 
@@ -63,6 +68,7 @@ ENCODED_SIGNATURE = "encoded"
 ANIMATE_SIGNATURE = "animate"
 DESCRIBE_SIGNATURE = "describe_aus"
 SIGNATURES = (DEFAULT_SIGNATURE, ENCODED_SIGNATURE, ANIMATE_SIGNATURE, DESCRIBE_SIGNATURE)
+ESTIMATE_SIGNATURE = "estimate_aus"  # besides SIGNATURES when the export has the critic
 # A cap on frames per animation so that one request cannot ask for an unbounded generator batch.
 MAX_FRAMES = 64
 METADATA_FORMAT_VERSION = 1
@@ -73,7 +79,8 @@ class VersionExistsError(FileExistsError, ValueError):
 
 
 def export_generator(generator: networks.Generator, export_base: os.PathLike, version: int | None = None,
-                     model_config: ModelConfig | None = None, warmup: bool = True) -> pathlib.Path:
+                     model_config: ModelConfig | None = None, warmup: bool = True,
+                     critic: networks.Critic | None = None) -> pathlib.Path:
     """Writes `generator` as SavedModel version `version` under `export_base`, atomically.
 
     The SavedModel is written into a hidden temporary folder inside `export_base` and renamed to
@@ -87,15 +94,19 @@ def export_generator(generator: networks.Generator, export_base: os.PathLike, ve
         model_config: the run's ModelConfig (its image_size is the served size); None to take the sizes
             from the generator and the image size from the generator's first call.
         warmup: write `assets.extra/tf_serving_warmup_requests`.
+        critic: a built `networks.Critic` at the served image size, whose AU head becomes the
+            `estimate_aus` signature; None for the generator's signatures only.
 
     Returns:
         The path of the new version folder.
 
     Raises:
         VersionExistsError: `<export_base>/<version>` exists (versions are never overwritten).
-        ValueError: an invalid version, an unbuilt generator, or a model_config that does not match it.
+        ValueError: an invalid version, an unbuilt generator, a model_config that does not match it, or a
+            critic that does not give 17 AUs at the image size.
     """
     image_size = _resolve_image_size(generator, model_config)
+    _check_critic(critic, image_size)
     export_base = pathlib.Path(export_base)
     export_base.mkdir(parents=True, exist_ok=True)
     version = next_version(export_base) if version is None else _check_version(version)
@@ -107,11 +118,13 @@ def export_generator(generator: networks.Generator, export_base: os.PathLike, ve
     try:
         saved_model_dir = staging / "saved_model"
         metadata_path = staging / METADATA_FILE
-        metadata_path.write_text(json.dumps(build_metadata(generator, image_size, model_config), indent=2) + "\n")
-        module = ServingModule(generator, image_size, metadata_path)
-        tf.saved_model.save(module, str(saved_model_dir), signatures=module.signatures())
+        metadata = build_metadata(generator, image_size, model_config, critic)
+        metadata_path.write_text(json.dumps(metadata, indent=2) + "\n")
+        module = ServingModule(generator, image_size, metadata_path, critic)
+        signatures = module.signatures()
+        tf.saved_model.save(module, str(saved_model_dir), signatures=signatures)
         if warmup:
-            write_warmup_requests(saved_model_dir / WARMUP_FILE, image_size)
+            write_warmup_requests(saved_model_dir / WARMUP_FILE, image_size, tuple(signatures))
         try:
             os.rename(saved_model_dir, target)
         except OSError as error:  # another export took this version between the check and the rename
@@ -121,11 +134,18 @@ def export_generator(generator: networks.Generator, export_base: os.PathLike, ve
     return target
 
 
-def export_from_workdir(workdir: os.PathLike, export_base: os.PathLike, version: int | None = None
-                        ) -> pathlib.Path:
-    """Exports the trained generator of a training run (runs/run_folder.py) at the run's image size."""
+def export_from_workdir(workdir: os.PathLike, export_base: os.PathLike, version: int | None = None,
+                        with_critic: bool = True) -> pathlib.Path:
+    """Exports a training run's generator (runs/run_folder.py) at the run's image size, and with
+    `with_critic` its critic (`estimate_aus`); a run without critic weights exports without it, warning."""
     generator, config = loading.load_generator(workdir)
-    return export_generator(generator, export_base, version, model_config=config.model)
+    critic = None
+    if with_critic:
+        try:
+            critic, _ = loading.load_critic(workdir)
+        except FileNotFoundError as error:
+            logging.warning("No critic in %s (%s): the export has no %s signature", workdir, error, ESTIMATE_SIGNATURE)
+    return export_generator(generator, export_base, version, model_config=config.model, critic=critic)
 
 
 def next_version(export_base: os.PathLike) -> int:
@@ -175,12 +195,29 @@ def _resolve_image_size(generator, model_config: ModelConfig | None) -> int:
     return model_config.image_size
 
 
-def build_metadata(generator: networks.Generator, image_size: int, model_config: ModelConfig | None = None
-                   ) -> dict:
+def _check_critic(critic, image_size: int) -> None:
+    if critic is None:
+        return
+    if not isinstance(critic, networks.Critic) or not critic.built:
+        raise ValueError(f"expected a built networks.Critic as critic, got {type(critic).__name__}")
+    # The AU head's kernel covers the final feature map of the size it was built at: at another size it
+    # would answer several rows per face (networks.Critic).
+    try:
+        shape = tuple(critic(tf.zeros([1, image_size, image_size, 3]))["aus"].shape)
+    except (ValueError, tf.errors.InvalidArgumentError):  # a kernel larger than the final map
+        shape = ()
+    if shape != (1, action_units.NUM_AUS):
+        raise ValueError(f"the critic answers AUs of shape {list(shape)} for one {image_size} px face: expected "
+                         f"[1, {action_units.NUM_AUS}] (a critic built at the served image size)")
+
+
+def build_metadata(generator: networks.Generator, image_size: int, model_config: ModelConfig | None = None,
+                   critic: networks.Critic | None = None) -> dict:
     """The JSON document stored as `assets/ganimation.json` and in the `metadata` attribute."""
     size = image_size
     image = {"dtype": "float32", "shape": [-1, size, size, 3], "range": [0.0, 1.0]}
     aus = {"dtype": "float32", "shape": [-1, action_units.NUM_AUS], "range": [0.0, 1.0]}
+    estimate = {ESTIMATE_SIGNATURE: {"inputs": {"image": image}, "outputs": {"aus": aus}}} if critic else {}
     return {
         "format_version": METADATA_FORMAT_VERSION,
         "model": "GANimation generator (Pumarola et al., ECCV 2018)",
@@ -214,26 +251,33 @@ def build_metadata(generator: networks.Generator, image_size: int, model_config:
                 "inputs": {"aus": aus},
                 "outputs": {"aus": aus, "au_names": {"dtype": "string", "shape": [-1, action_units.NUM_AUS]},
                             "image_size": {"dtype": "int32", "shape": [-1]}}},
+            **estimate,
         },
+        "critic": {"filters": critic.filters, "layers": critic.layers_count,
+                   "weights": int(critic.count_params())} if critic else None,
         "tensorflow_version": tf.__version__,
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
 class ServingModule(tf.Module):
-    """The SavedModel's root: the generator's variables (tracked once), `edit`, the signatures, metadata.
+    """The SavedModel's root: the networks' variables (tracked once), `edit`, the signatures, metadata.
 
     Notes: the variables are tracked as a flat list of the Keras variables' tf.Variables rather than by
     tracking the Keras model, which Keras 3's own export (`keras.export.ExportArchive`) does in a way
     that stores every weight twice (65 MB instead of 33 MB for the paper-size generator).
     """
 
-    def __init__(self, generator: networks.Generator, image_size: int, metadata_path: os.PathLike):
+    def __init__(self, generator: networks.Generator, image_size: int, metadata_path: os.PathLike,
+                 critic: networks.Critic | None = None):
         super().__init__(name="ganimation")
         # Not tracked: Keras would add its own serving function and save the weights a second time.
         object.__setattr__(self, "_generator", generator)
+        object.__setattr__(self, "_critic", critic)
         self._size = image_size
         self.generator_variables = [getattr(variable, "value", variable) for variable in generator.variables]
+        if critic is not None:
+            self.critic_variables = [getattr(variable, "value", variable) for variable in critic.variables]
         self.metadata = tf.Variable(pathlib.Path(metadata_path).read_text(), trainable=False, name="metadata")
         self.metadata_file = tf.saved_model.Asset(str(metadata_path))
         images = tf.TensorSpec([None, self._size, self._size, 3], tf.float32, name="images")
@@ -258,7 +302,8 @@ class ServingModule(tf.Module):
                 tf.TensorSpec([None, num_aus], tf.float32, name="end_aus"),
                 tf.TensorSpec([None], tf.int32, name="num_frames")]),
             DESCRIBE_SIGNATURE: tf.function(self._describe_aus, input_signature=[aus]),
-        }
+        } | ({ESTIMATE_SIGNATURE: tf.function(self._estimate_aus, input_signature=[
+            tf.TensorSpec([None, size, size, 3], tf.float32, name="image")])} if self._critic is not None else {})
 
     # === Signatures: validation in the graph, then `edit` ===
 
@@ -308,6 +353,10 @@ class ServingModule(tf.Module):
         names = tf.tile(tf.constant([action_units.AU_NAMES]), [batch, 1])
         return {"aus": aus, "au_names": names, "image_size": tf.fill([batch], tf.constant(self._size, tf.int32))}
 
+    def _estimate_aus(self, image):
+        real_image = pixels.unit_to_model(_valid_images(image, "image"))
+        return {"aus": tf.clip_by_value(self._critic(real_image)["aus"], 0.0, 1.0)}
+
 
 def _valid_aus(aus, name: str):
     aus = tf.debugging.assert_all_finite(aus, f"{name} must be finite AU intensities in [0, 1] (got NaN or Inf)")
@@ -332,14 +381,8 @@ def _encode_pngs(images):
     return tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.TensorSpec([], tf.string))
 
 
-def write_warmup_requests(path: os.PathLike, image_size: int) -> pathlib.Path:
-    """Writes one PredictionLog per signature (batch 1) to `path`, the TFRecord TF Serving replays on load."""
-    from tensorflow_serving.apis import (  # noqa: PLC0415 (optional)
-        model_pb2,
-        predict_pb2,
-        prediction_log_pb2,
-    )
-
+def write_warmup_requests(path: os.PathLike, image_size: int, signature_names: tuple = SIGNATURES) -> pathlib.Path:
+    """Writes one PredictionLog per signature named (batch 1) to `path`, the TFRecord TF Serving replays on load."""
     gray = np.full([1, image_size, image_size, 3], 0.5, np.float32)
     zeros = np.zeros([1, action_units.NUM_AUS], np.float32)
     smile = action_units.preset("happy")[None, :]
@@ -351,15 +394,6 @@ def write_warmup_requests(path: os.PathLike, image_size: int) -> pathlib.Path:
         ANIMATE_SIGNATURE: {"image": gray, "start_aus": zeros, "end_aus": smile,
                             "num_frames": np.array([2], np.int32)},
         DESCRIBE_SIGNATURE: {"aus": zeros},
+        ESTIMATE_SIGNATURE: {"image": gray},
     }
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for signature_name, inputs in requests.items():
-            request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name="ganimation", signature_name=signature_name))
-            for name, value in inputs.items():
-                request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
-            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-            writer.write(log.SerializeToString())
-    return path
+    return warmup.write_prediction_logs(path, {name: requests[name] for name in signature_names})

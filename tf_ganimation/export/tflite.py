@@ -40,6 +40,15 @@ weights to int8 per channel and activations on the fly; on random paper-size wei
 pixels visibly (BENCHMARKS.md, TFLite), so it is checked only against a loose bound (0.5, which catches
 a broken model, not a degraded one) and always logs a warning. Use float16 for GPUs and none (float32)
 for exact CPU results. tflite_benchmark.py measures size, parity and latency of each mode.
+
+Notes: the SavedModel's `estimate_aus` signature (the critic's AU head) is not converted, so a .tflite
+model cannot estimate a face's AUs (TFLiteEditModel.estimate_aus is None; reenactment takes a run folder
+or a SavedModel). A second signature would put the critic in a second subgraph that the GPU checks never
+see (gpu_compatibility.py and flatbuffer.py read the main subgraph only, and the GPU runtime check runs
+the first signature only, litert_gpu_process.py), and the browser page runs the model's default signature by
+position (LiteRT.js `model.run(inputs)`, web_page/editor.js) and would download the critic's weights
+for nothing; TFLiteEditModel and the `<name>.json` name one signature too. A critic for edge devices
+would be its own .tflite with its own checks.
 """
 
 from __future__ import annotations

@@ -93,7 +93,12 @@ class EditModel(abc.ABC):
         """One slice of at most batch_size images through the backend: {EDIT_KEYS: arrays}."""
 
     def estimate_aus(self, images: np.ndarray) -> np.ndarray | None:
-        """The AUs of faces, float32 [N, num_aus] in [0, 1], or None when this model cannot estimate them."""
+        """The AUs of faces, float32 [N, num_aus] in [0, 1], or None when this model cannot estimate them.
+
+        images: float32 [N, S, S, 3] in [0, 1]. The critic's AU head, clipped to [0, 1], estimates them:
+        a KerasEditModel given the critic (a run folder), or a SavedModel exported with the critic (its
+        `estimate_aus` signature, export.backends.SavedModelEditModel). TFLite models cannot (litert.py).
+        """
         del images
         return None
 
