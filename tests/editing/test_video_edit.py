@@ -83,11 +83,22 @@ def test_edit_batch_is_exact_outside_faces_and_returns_faceless_frames(clip, edi
     crops = [video_edit.frame_crops(frame, located.timeline.faces_at(index), model.image_size, 0.1)
              for index, frame in enumerate(frames, start=2)]
     assert [len(item) for item in crops] == [1, 0, 1]
-    out = video_edit.edit_batch(Editor(model), frames, crops, np.stack([HAPPY] * 3), video_edit.StageTimer())
+    out = video_edit.edit_batch(Editor(model), frames, crops, np.stack([HAPPY] * 3), video_edit.StageTimer(),
+                                in_place=True)
     assert out[0] is frames[0] and out[1] is frames[1]
     region = blending.face_region(crops[0][0].transform, *frames[0].shape[:2])
     np.testing.assert_array_equal(out[0][~region], originals[0][~region])
     assert (out[0][region] != originals[0][region]).any()
+
+
+def test_edit_batch_of_one_photo_repeated_edits_each_copy_on_its_own(clip, edited, model):
+    photo = clip[1][2].copy()
+    crops = video_edit.frame_crops(photo, edited[0].timeline.faces_at(2), model.image_size, 0.1)
+    targets = np.stack([HAPPY, np.zeros_like(HAPPY), HAPPY])
+    out = video_edit.edit_batch(Editor(model), [photo] * 3, [crops] * 3, targets, video_edit.StageTimer())
+    np.testing.assert_array_equal(photo, clip[1][2])  # the shared photo is not pasted into
+    np.testing.assert_array_equal(out[0], out[2])  # the same target gives the same frame, not an edit of an edit
+    assert (out[0] != out[1]).any()
 
 
 def test_stage_timer_counts_every_stage(edited):

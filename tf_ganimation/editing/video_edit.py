@@ -173,14 +173,16 @@ def frame_crops(frame: np.ndarray, faces: list[detection.Face], size: int, feath
 
 
 def edit_batch(editor: Editor, frames: list[np.ndarray], crops: list[list[FaceCrop]], targets: np.ndarray,
-               timer: StageTimer) -> list[np.ndarray]:
+               timer: StageTimer, in_place: bool = False) -> list[np.ndarray]:
     """One model call for every face of several frames, then paste-back.
 
     Args:
         frames: uint8 [H, W, 3] each; crops: each frame's faces; targets: float32 [len(frames), 17] in [0, 1].
+        in_place: paste into `frames` themselves (decoded frames no one else holds), not into copies; never
+            with one photo repeated.
 
     Returns:
-        The edited frames, pasted into `frames` in place; a frame without crops is returned as it is.
+        The edited frames; a frame without crops is returned as it is.
     """
     flat = [crop for frame_crops_ in crops for crop in frame_crops_]
     if not flat:
@@ -194,7 +196,7 @@ def edit_batch(editor: Editor, frames: list[np.ndarray], crops: list[list[FaceCr
         for frame, frame_crops_ in zip(frames, crops):
             stop = start + len(frame_crops_)
             edited.append(editor.paste(frame, frame_crops_, outputs["color"][start:stop],
-                                       outputs["attention"][start:stop], in_place=True) if frame_crops_ else frame)
+                                       outputs["attention"][start:stop], in_place) if frame_crops_ else frame)
             start = stop
     return edited
 
@@ -232,7 +234,7 @@ def edit_video(path: os.PathLike, out: os.PathLike, located: LocatedFaces, edito
                     crops = [frame_crops(item.image, located.timeline.faces_at(item.index), size, feather)
                              for item in batch]
                     targets = targets_at(np.array([item.time for item in batch]))
-                edited = edit_batch(editor, [item.image for item in batch], crops, targets, timer)
+                edited = edit_batch(editor, [item.image for item in batch], crops, targets, timer, in_place=True)
                 for item, image in zip(batch, edited):
                     encoder.put((image, item.pts))
                 written += len(batch)
