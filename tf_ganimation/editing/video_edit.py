@@ -4,8 +4,8 @@
     located = locate_faces("in.mp4", detector, VideoEditConfig(), timer)        # pass 1: detection
     edit_video("in.mp4", "out.mp4", located, editor, curve.at, config, timer)   # pass 2: edit, paste, encode
 
-Pass 1 decodes a small copy of each frame (FFmpeg scales it to `detection_side`) and runs the MTCNN
-detector on every k-th one (face_tracks); the tracks are interpolated and smoothed, which needs them
+Pass 1 decodes every frame and runs the MTCNN detector on a small copy (FFmpeg scales it to
+`detection_side`) of every k-th one (face_tracks); the tracks are interpolated and smoothed, which needs them
 all before the first edit. Pass 2 decodes the clip again at full size, cuts every face of `batch_size`
 frames out (alignment.crop_face, as for photos), runs the model once on all of them with each frame's
 target AUs, pastes them back (Editor.paste: pixels outside the faces keep their exact values) and
@@ -121,7 +121,8 @@ class LocatedFaces:
 
 def locate_faces(path: os.PathLike, detector: detection.FaceDetector, config: VideoEditConfig,
                  timer: StageTimer | None = None, stream: TextIO | None = None) -> LocatedFaces:
-    """Pass 1: decodes a small copy of every frame, detects every k-th (and the last) and tracks the faces.
+    """Pass 1: decodes every frame (on its own thread), detects on a small copy of every k-th (and the
+    last) and tracks the faces.
 
     Raises:
         FileNotFoundError, video_io.VideoError: see video_io.probe and read_frames.
@@ -132,12 +133,14 @@ def locate_faces(path: os.PathLike, detector: detection.FaceDetector, config: Vi
     tracker = face_tracks.FaceTracker(config.tracker)
     times, last = [], None
     bar = progress.Progress(info.num_frames or 1, stream, unit="frames scanned")
-    for frame in timer.timed("decode", video_io.read_frames(path, config.detection_side, info)):
-        times.append(frame.time)
-        if frame.index % every == 0:
-            _detect(tracker, detector, frame, info, timer)
-        last = frame
-        bar.update()
+    frames = video_io.read_frames(path, config.detection_side, info, lazy=True)
+    with contextlib.closing(background.prefetch(timer.timed("decode", frames), depth=2 * every + 2)) as decoded:
+        for frame in decoded:
+            times.append(frame.time)
+            if frame.index % every == 0:
+                _detect(tracker, detector, frame, info, timer)
+            last = frame
+            bar.update()
     if last.index % every:
         _detect(tracker, detector, last, info, timer)
     bar.close()
@@ -147,9 +150,11 @@ def locate_faces(path: os.PathLike, detector: detection.FaceDetector, config: Vi
 
 
 def _detect(tracker, detector, frame: video_io.Frame, info: video_io.VideoInfo, timer: StageTimer) -> None:
+    with timer.stage("decode"):
+        image = frame.image  # converted (and scaled) only now: one frame in k
     with timer.stage("detection"):
-        faces = detector.detect(frame.image)
-    scale_x, scale_y = info.width / frame.image.shape[1], info.height / frame.image.shape[0]
+        faces = detector.detect(image)
+    scale_x, scale_y = info.width / image.shape[1], info.height / image.shape[0]
     tracker.update(frame.index, [scale_face(face, scale_x, scale_y) for face in faces])
 
 
