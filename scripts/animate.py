@@ -52,7 +52,9 @@ flags.DEFINE_string("curve", "", "Target AUs over time: keyframes 0s:neutral,1.5
 flags.DEFINE_string("au_track_out", "", "Write the AUs estimated on --driving_video here (.csv, OpenFace's columns).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --out video.")
 flags.DEFINE_integer("batch_size", 8, "Video frames edited per model call.")
-flags.DEFINE_integer("detect_every", 1, "Detect faces on every k-th frame and track them in between.")
+flags.DEFINE_integer("detect_every", 5, "Detect faces on every k-th frame (and the last); in between, the "
+                     "interpolated faces are checked with MTCNN's last network and the frames are detected when a "
+                     "check fails. 1 detects on every frame.")
 flags.DEFINE_integer("detection_side", 640, "Video frames are scaled to this longer side for face detection.")
 flags.DEFINE_float("smoothing_frames", 2.0, "Smoothing of face positions over time (sigma, frames; 0: none).")
 flags.DEFINE_float("au_smoothing_s", 0.08, "Smoothing of the driving AU track over time (sigma, seconds).")

@@ -128,3 +128,18 @@ def test_real_detections_on_a_panned_photo_are_steadier_after_smoothing(detector
     error_raw = np.abs(np.diff(raw, axis=0) + [3, 2]).mean()
     error_smooth = np.abs(np.diff(smooth, axis=0) + [3, 2]).mean()
     assert error_smooth < error_raw
+
+
+def test_continuation_pairs_the_same_faces_and_refuses_a_change():
+    tracker = face_tracks.FaceTracker(face_tracks.TrackerConfig(detect_every=5))
+    first, second = _face(10, 10), _face(100, 10)
+    tracker.update(0, [first, second])
+    pairs = tracker.continuation([_face(104, 12), _face(12, 11)])  # both moved a little, listed the other way
+    assert pairs is not None and len(pairs) == 2
+    for before, after in pairs:
+        assert np.abs(after - before).max() <= 4  # each paired with its own earlier position
+    assert tracker.continuation([_face(12, 11)]) is None  # a face left
+    assert tracker.continuation([_face(10, 10), _face(100, 10), _face(200, 10)]) is None  # a face came
+    assert tracker.continuation([_face(10, 10), _face(160, 10)]) is None  # one jumped: no overlap
+    tracker.update(5, [])
+    assert tracker.continuation([]) == []

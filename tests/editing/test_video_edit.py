@@ -1,5 +1,7 @@
 """Tests for tf_ganimation/editing/video_edit.py: the detection pass and the batched edit pass on tiny clips."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from video_clips import audio_of, face_clip, write_clip
@@ -113,6 +115,21 @@ def test_detect_every_k_runs_the_detector_less_and_still_covers_the_frames(tmp_p
     located = video_edit.locate_faces(path, detector, config)
     assert located.detector_runs == 3  # frames 0, 3 and 6 (the last)
     assert located.timeline.frames_without_faces() == []
+
+
+def test_a_face_lost_between_detections_is_found_at_its_frame(tmp_path, astronaut, detector):
+    every_fifth = video_edit.VideoEditConfig(tracker=face_tracks.TrackerConfig(detect_every=5))
+    steady = video_edit.locate_faces(write_clip(tmp_path / "steady.mp4", face_clip(astronaut, 9, blank_at=()),
+                                                fps=10), detector, every_fifth)
+    assert steady.detector_runs == 3 and steady.timeline.frames_without_faces() == []  # frames 0, 5, 8: checks pass
+    gap = video_edit.locate_faces(write_clip(tmp_path / "gap.mp4", face_clip(astronaut, 9, blank_at=(2,)), fps=10),
+                                  detector, every_fifth)
+    assert gap.detector_runs == 7  # the check failed at frame 2: frames 1 to 4 were detected as well
+    assert gap.timeline.frames_without_faces() == [2]
+    unchecked = dataclasses.replace(every_fifth, tracker=face_tracks.TrackerConfig(detect_every=5,
+                                                                                   min_face_probability=0.0))
+    blind = video_edit.locate_faces(tmp_path / "gap.mp4", detector, unchecked)
+    assert blind.detector_runs == 3 and blind.timeline.frames_without_faces() == []  # what the check catches
 
 
 def test_scale_face_maps_a_small_copy_back():

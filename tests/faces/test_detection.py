@@ -41,6 +41,17 @@ def test_astronaut_has_exactly_one_face(detector, astronaut):
     assert found.keypoints["left_eye"][1] < found.keypoints["mouth_left"][1]
 
 
+def test_face_probability_tells_a_tracked_face_from_background(detector, astronaut, astronaut_face):
+    x, y, width, height = astronaut_face.box
+    boxes = [astronaut_face.box, (x + width, y, width, height),  # the face; the box beside it
+             (-width / 2, -height / 2, width, height)]  # half off the photo: grey beyond it, no error
+    probability = detector.face_probability(astronaut, boxes)
+    assert probability.shape == (3,) and probability.dtype == np.float32
+    assert probability[0] > 0.9 and probability[1] < 0.1 and probability[2] < 0.1
+    assert detector.face_probability(np.full_like(astronaut, 90), [astronaut_face.box])[0] < 0.1
+    assert detector.face_probability(astronaut, np.zeros((0, 4))).shape == (0,)
+
+
 def test_face_record_is_json_able(astronaut_face):
     record = json.loads(json.dumps(astronaut_face.to_dict()))
     assert sorted(record) == ["box", "confidence", "keypoints"]

@@ -44,6 +44,9 @@ class TrackerConfig:
         min_detections: tracks seen fewer times are dropped as false detections (kept when the clip
             had fewer detector runs than this).
         smoothing_frames: sigma of the smoothing over time (au_curves.smooth), in frames (0: none).
+        min_face_probability: with detect_every > 1, a skipped frame keeps its interpolated faces only
+            when MTCNN's last network gives each of them at least this probability of a face, in [0, 1];
+            otherwise the skipped frames are detected too (video_edit.locate_faces).
     """
 
     detect_every: int = 1
@@ -51,12 +54,16 @@ class TrackerConfig:
     max_missed: int = 0
     min_detections: int = 2
     smoothing_frames: float = 2.0
+    min_face_probability: float = 0.5
 
     def __post_init__(self):
         for name, least in (("detect_every", 1), ("max_missed", 0), ("min_detections", 1)):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= least):
                 raise ValueError(f"{name}={value!r} is invalid: expected an integer >= {least}")
+        if not (isinstance(self.min_face_probability, (int, float)) and 0 <= self.min_face_probability <= 1):
+            raise ValueError(f"min_face_probability={self.min_face_probability!r} is invalid: expected a number "
+                             "in [0, 1]")
         if not (isinstance(self.min_iou, (int, float)) and 0 < self.min_iou <= 1):
             raise ValueError(f"min_iou={self.min_iou!r} is invalid: expected a number in (0, 1]")
         if not (isinstance(self.smoothing_frames, (int, float)) and 0 <= self.smoothing_frames <= 100):
@@ -122,15 +129,9 @@ class FaceTracker:
         self.detector_runs += 1
         active = [track for track in self.tracks if track.missed <= self.config.max_missed]
         detections = [face_points(face) for face in faces]
-        pairs = sorted(((box_iou(track.points[-1][-2:], points[-2:]), track_index, face_index)
-                        for track_index, track in enumerate(active) for face_index, points in enumerate(detections)),
-                       reverse=True)
-        used_tracks, used_faces = set(), set()
-        for iou, track_index, face_index in pairs:
-            if iou < self.config.min_iou or track_index in used_tracks or face_index in used_faces:
-                continue
-            used_tracks.add(track_index)
-            used_faces.add(face_index)
+        pairs = _pair(active, detections, self.config.min_iou)
+        used_tracks, used_faces = {track for track, _ in pairs}, {face for _, face in pairs}
+        for track_index, face_index in pairs:
             active[track_index].add(frame, detections[face_index], faces[face_index].confidence)
         for track_index, track in enumerate(active):
             if track_index not in used_tracks:
@@ -141,6 +142,20 @@ class FaceTracker:
                 track.add(frame, detections[face_index], face.confidence)
                 self.tracks.append(track)
 
+    def continuation(self, faces: list[detection.Face]) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """How `faces` (a new detection, not yet added) continue the faces of the last detector run.
+
+        Returns:
+            One (points at the last run, points in `faces`) pair of float64 [7, 2] per face when the two
+            sets pair one to one by box overlap; None when a face appeared, left or moved too far.
+        """
+        seen = [track for track in self.tracks if track.frames and track.frames[-1] == self._last_frame]
+        detections = [face_points(face) for face in faces]
+        pairs = _pair(seen, detections, self.config.min_iou)
+        if not (len(seen) == len(detections) == len(pairs)):
+            return None
+        return [(seen[track].points[-1], detections[face]) for track, face in pairs]
+
     def timeline(self, num_frames: int, faces: str = "all") -> FaceTimeline:
         """Every kept track interpolated over its frames and smoothed; `faces`: "all" or the "largest" track."""
         if faces not in detection.FACE_CHOICES:
@@ -150,6 +165,21 @@ class FaceTracker:
         paths = [_dense_path(track, num_frames, self.config.smoothing_frames) for track in kept]
         paths.sort(key=lambda path: -path.mean_area)
         return FaceTimeline(paths, num_frames, largest_only=faces == "largest")
+
+
+def _pair(tracks: list[Track], detections: list[np.ndarray], min_iou: float) -> list[tuple[int, int]]:
+    """(track index, detection index) pairs by box overlap >= min_iou, greedily, best first, each used once."""
+    ranked = sorted(((box_iou(track.points[-1][-2:], points[-2:]), track_index, face_index)
+                     for track_index, track in enumerate(tracks) for face_index, points in enumerate(detections)),
+                    reverse=True)
+    pairs, used_tracks, used_faces = [], set(), set()
+    for iou, track_index, face_index in ranked:
+        if iou < min_iou or track_index in used_tracks or face_index in used_faces:
+            continue
+        used_tracks.add(track_index)
+        used_faces.add(face_index)
+        pairs.append((track_index, face_index))
+    return pairs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -131,31 +131,80 @@ def locate_faces(path: os.PathLike, detector: detection.FaceDetector, config: Vi
     info = video_io.probe(path, config.max_pixels)
     every = config.tracker.detect_every
     tracker = face_tracks.FaceTracker(config.tracker)
-    times, last = [], None
+    times = []
     bar = progress.Progress(info.num_frames or 1, stream, unit="frames scanned")
     frames = video_io.read_frames(path, config.detection_side, info, lazy=True)
+    skipped: list[video_io.Frame] = []  # the frames since the last detection
     with contextlib.closing(background.prefetch(timer.timed("decode", frames), depth=2 * every + 2)) as decoded:
         for frame in decoded:
             times.append(frame.time)
             if frame.index % every == 0:
-                _detect(tracker, detector, frame, info, timer)
-            last = frame
+                _detect_keyframe(tracker, detector, frame, skipped, info, timer)
+                skipped = []
+            else:
+                skipped.append(frame)
             bar.update()
-    if last.index % every:
-        _detect(tracker, detector, last, info, timer)
+    if skipped:  # the last frame is always detected
+        _detect_keyframe(tracker, detector, skipped[-1], skipped[:-1], info, timer)
     bar.close()
     times = np.asarray(times)
     return LocatedFaces(info, tracker.timeline(len(times), config.faces), times,
                         video_io.is_variable_rate(times, info.frame_rate), tracker.detector_runs)
 
 
-def _detect(tracker, detector, frame: video_io.Frame, info: video_io.VideoInfo, timer: StageTimer) -> None:
+def _detect_keyframe(tracker: face_tracks.FaceTracker, detector: detection.FaceDetector, frame: video_io.Frame,
+                     skipped: list[video_io.Frame], info: video_io.VideoInfo, timer: StageTimer) -> None:
+    """Detects the faces of a keyframe, and of the frames skipped since the last one when they need it.
+
+    The skipped frames keep the faces interpolated between the two detections only when the keyframe's
+    faces continue the last detection's one to one (FaceTracker.continuation) and MTCNN's last network
+    finds a face at every interpolated box of every skipped frame (FaceDetector.face_probability, about
+    2 ms a frame); otherwise every skipped frame is detected, so a face that leaves, or a cut, between
+    two detections is found at the frame where it happens. A face that appears after a keyframe is
+    found at the next one.
+    """
+    faces = _detect(detector, frame, info, timer)
+    if skipped:
+        pairs = tracker.continuation(faces)
+        span, threshold = (skipped[0].index - 1, frame.index), tracker.config.min_face_probability
+        if pairs is None or not all(_keeps_faces(detector, between, pairs, span, threshold, info, timer)
+                                    for between in skipped):
+            for between in skipped:
+                tracker.update(between.index, _detect(detector, between, info, timer))
+    tracker.update(frame.index, faces)
+
+
+def _detect(detector: detection.FaceDetector, frame: video_io.Frame, info: video_io.VideoInfo,
+            timer: StageTimer) -> list[detection.Face]:
+    """The faces of a frame (its small copy), in full-size pixels."""
     with timer.stage("decode"):
-        image = frame.image  # converted (and scaled) only now: one frame in k
+        image = frame.image  # converted (and scaled) only now: the frames the detector sees
     with timer.stage("detection"):
         faces = detector.detect(image)
     scale_x, scale_y = info.width / image.shape[1], info.height / image.shape[0]
-    tracker.update(frame.index, [scale_face(face, scale_x, scale_y) for face in faces])
+    return [scale_face(face, scale_x, scale_y) for face in faces]
+
+
+def _keeps_faces(detector: detection.FaceDetector, frame: video_io.Frame, pairs, span: tuple[int, int],
+                 threshold: float, info: video_io.VideoInfo, timer: StageTimer) -> bool:
+    """Whether MTCNN's last network sees a face at every box interpolated into a skipped frame.
+
+    pairs: FaceTracker.continuation's (points at the last detection, at the keyframe); span: the two
+    frames' indices; threshold: TrackerConfig.min_face_probability.
+    """
+    if not pairs:
+        return True
+    with timer.stage("decode"):
+        image = frame.image
+    fraction = (frame.index - span[0]) / (span[1] - span[0])
+    scale = np.array([image.shape[1] / info.width, image.shape[0] / info.height])
+    boxes = []
+    for before, after in pairs:
+        (x0, y0), (x1, y1) = (before[-2:] + (after[-2:] - before[-2:]) * fraction) * scale
+        boxes.append([x0, y0, x1 - x0, y1 - y0])
+    with timer.stage("detection"):
+        probability = detector.face_probability(image, boxes)
+    return bool((probability >= threshold).all())
 
 
 def scale_face(face: detection.Face, scale_x: float, scale_y: float) -> detection.Face:

@@ -164,6 +164,7 @@ class FaceDetector:
         for stage in networks:
             stage._model = _graph_function(stage.model)
         self._mtcnn = mtcnn.MTCNN(stages=networks, device=config.device)
+        self._output_network = networks[-1].model
 
     def detect(self, photo: np.ndarray) -> list[Face]:
         """Finds every face in a photo.
@@ -194,6 +195,36 @@ class FaceDetector:
                                    float((x2 - x1) * scale_x), float((y2 - y1) * scale_y)),
                               keypoints=keypoints, confidence=float(confidence)))
         return sorted(faces, key=lambda face: (-face.area, face.box[0], face.box[1]))
+
+    def face_probability(self, photo: np.ndarray, boxes) -> np.ndarray:
+        """MTCNN's last network (ONet) alone on given boxes: how likely each one holds a face.
+
+        A cheap check of faces whose position is known, e.g. a tracked face between two detections: one
+        network call on 48 x 48 patches (about 2 ms) instead of a whole detection (30 ms and more).
+
+        Args:
+            photo: uint8 [height, width, 3] RGB, the image the boxes are in (no downscaling here).
+            boxes: float [N, 4] (x, y, width, height) in photo pixels; each is checked as the square on
+                its longer side around its centre, as MTCNN's stages pass boxes on.
+
+        Returns:
+            float32 [N] in [0, 1]: about 1 for a face, near 0 for background or a box half off the face.
+        """
+        check_photo(photo, "photo")
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        if not len(boxes):
+            return np.zeros(0, np.float32)
+        image = Image.fromarray(photo)
+        patches = []
+        for x, y, width, height in boxes:
+            centre_x, centre_y, half = x + width / 2, y + height / 2, max(width, height) / 2
+            square = (centre_x - half, centre_y - half, centre_x + half, centre_y + half)
+            # Bilinear without antialiasing, grey beyond the photo: as MTCNN's own crop_and_resize of its stages.
+            patch = image.transform((48, 48), Image.Transform.EXTENT, square, Image.Resampling.BILINEAR,
+                                    fillcolor=(128, 128, 128))
+            patches.append(np.asarray(patch, np.float32))
+        scores = self._output_network((np.stack(patches) - 127.5) / 128.0)[-1]
+        return np.asarray(scores)[:, -1].astype(np.float32)
 
 
 def pick_faces(faces: list[Face], choice: str) -> list[Face]:
