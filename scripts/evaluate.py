@@ -25,7 +25,8 @@ flags.DEFINE_integer("seed", 0, "Seed of the target AU vectors.")
 flags.DEFINE_string("checkpoint", None, "Evaluate a training checkpoint instead of the final weights: 'latest', "
                     "a name such as ckpt-400 in <workdir>/checkpoints, or a path; works while the run trains.")
 flags.DEFINE_bool("video", False, "Score reenactment on a synthetic clip with known AUs instead: video_metrics.json, "
-                  "driving.mp4, reenacted.mp4 and reenactment_strip.png in <out_dir or workdir/evaluation>/video.")
+                  "driving.mp4, reenacted.mp4, reenactment.gif and reenactment_strip.png in <out_dir or "
+                  "workdir/evaluation>/video.")
 flags.DEFINE_integer("video_frames", 48, "Frames of the synthetic clip (--video), at 12 frames/s.")
 FLAGS = flags.FLAGS
 

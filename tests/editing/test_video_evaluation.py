@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tf_ganimation.editing import video_evaluation, video_io
 from tf_ganimation.export import backends
@@ -25,6 +26,8 @@ def test_files_and_figures(result):
         info = video_io.probe(out / name)
         assert info.num_frames == 10 and (info.width, info.height) == (96, 96) and float(info.frame_rate) == 4.0
     assert metrics["strip"].shape == (3 * 96, 2 * 96, 3)  # truth, estimated, true AUs; frames 0 and 6
+    with Image.open(out / "reenactment.gif") as gif:
+        assert gif.n_frames == 10 and gif.size == (3 * 96, 96)  # driving | reenacted | truth
     for framing in ("aligned_crop", "whole_frame"):
         _check_figures(metrics[framing])
     assert metrics["whole_frame"]["frames_without_face"] == 0
@@ -34,6 +37,8 @@ def _check_figures(metrics):
     l1 = metrics["reenactment_l1"]
     assert len(l1["per_frame"]) == 10 and l1["estimated_aus"] == pytest.approx(np.mean(l1["per_frame"]), abs=1e-3)
     assert l1["identity_baseline"] > 0  # the truth moves away from the neutral photo
+    assert l1["true_aus"] != l1["identity_baseline"]  # every frame is its own edit of the photo
+    assert len(set(l1["per_frame"])) > 1
     estimation = metrics["au_estimation"]
     assert set(estimation) == {"raw", "smoothed", "constant_baseline"}
     assert len(estimation["raw"]["per_au"]) == 17 and estimation["raw"]["mean"] >= 0

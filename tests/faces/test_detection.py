@@ -50,6 +50,9 @@ def test_face_probability_tells_a_tracked_face_from_background(detector, astrona
     assert probability[0] > 0.9 and probability[1] < 0.1 and probability[2] < 0.1
     assert detector.face_probability(np.full_like(astronaut, 90), [astronaut_face.box])[0] < 0.1
     assert detector.face_probability(astronaut, np.zeros((0, 4))).shape == (0,)
+    several = detector.face_probabilities([(astronaut, boxes[:2]), (astronaut, []), (astronaut, boxes[2:])])
+    assert [item.shape for item in several] == [(2,), (0,), (1,)]
+    np.testing.assert_allclose(np.concatenate(several), probability, atol=1e-5)  # one call, the same answers
 
 
 def test_face_record_is_json_able(astronaut_face):

@@ -158,8 +158,8 @@ def _detect_keyframe(tracker: face_tracks.FaceTracker, detector: detection.FaceD
 
     The skipped frames keep the faces interpolated between the two detections only when the keyframe's
     faces continue the last detection's one to one (FaceTracker.continuation) and MTCNN's last network
-    finds a face at every interpolated box of every skipped frame (FaceDetector.face_probability, about
-    2 ms a frame); otherwise every skipped frame is detected, so a face that leaves, or a cut, between
+    finds a face at every interpolated box of every skipped frame (FaceDetector.face_probabilities: one
+    call of a small network for all of them); otherwise every skipped frame is detected, so a face that leaves, or a cut, between
     two detections is found at the frame where it happens. A face that appears after a keyframe is
     found at the next one.
     """
@@ -167,8 +167,7 @@ def _detect_keyframe(tracker: face_tracks.FaceTracker, detector: detection.FaceD
     if skipped:
         pairs = tracker.continuation(faces)
         span, threshold = (skipped[0].index - 1, frame.index), tracker.config.min_face_probability
-        if pairs is None or not all(_keeps_faces(detector, between, pairs, span, threshold, info, timer)
-                                    for between in skipped):
+        if pairs is None or not _keeps_faces(detector, skipped, pairs, span, threshold, info, timer):
             for between in skipped:
                 tracker.update(between.index, _detect(detector, between, info, timer))
     tracker.update(frame.index, faces)
@@ -185,26 +184,29 @@ def _detect(detector: detection.FaceDetector, frame: video_io.Frame, info: video
     return [scale_face(face, scale_x, scale_y) for face in faces]
 
 
-def _keeps_faces(detector: detection.FaceDetector, frame: video_io.Frame, pairs, span: tuple[int, int],
+def _keeps_faces(detector: detection.FaceDetector, skipped: list[video_io.Frame], pairs, span: tuple[int, int],
                  threshold: float, info: video_io.VideoInfo, timer: StageTimer) -> bool:
-    """Whether MTCNN's last network sees a face at every box interpolated into a skipped frame.
+    """Whether MTCNN's last network sees a face at every box interpolated into the skipped frames.
 
     pairs: FaceTracker.continuation's (points at the last detection, at the keyframe); span: the two
-    frames' indices; threshold: TrackerConfig.min_face_probability.
+    frames' indices; threshold: TrackerConfig.min_face_probability. One network call for all frames.
     """
     if not pairs:
         return True
-    with timer.stage("decode"):
-        image = frame.image
-    fraction = (frame.index - span[0]) / (span[1] - span[0])
-    scale = np.array([image.shape[1] / info.width, image.shape[0] / info.height])
-    boxes = []
-    for before, after in pairs:
-        (x0, y0), (x1, y1) = (before[-2:] + (after[-2:] - before[-2:]) * fraction) * scale
-        boxes.append([x0, y0, x1 - x0, y1 - y0])
+    checks = []
+    for frame in skipped:
+        with timer.stage("decode"):
+            image = frame.image
+        fraction = (frame.index - span[0]) / (span[1] - span[0])
+        scale = np.array([image.shape[1] / info.width, image.shape[0] / info.height])
+        boxes = []
+        for before, after in pairs:
+            (x0, y0), (x1, y1) = (before[-2:] + (after[-2:] - before[-2:]) * fraction) * scale
+            boxes.append([x0, y0, x1 - x0, y1 - y0])
+        checks.append((image, boxes))
     with timer.stage("detection"):
-        probability = detector.face_probability(image, boxes)
-    return bool((probability >= threshold).all())
+        probabilities = detector.face_probabilities(checks)
+    return all(bool((probability >= threshold).all()) for probability in probabilities)
 
 
 def scale_face(face: detection.Face, scale_x: float, scale_y: float) -> detection.Face:

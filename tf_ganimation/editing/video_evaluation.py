@@ -26,7 +26,7 @@ import pathlib
 import numpy as np
 
 from tf_ganimation.core import action_units, atomic
-from tf_ganimation.editing import au_curves, reenactment, video_edit, video_io
+from tf_ganimation.editing import au_curves, outputs, reenactment, video_edit, video_io
 from tf_ganimation.editing.editor import Editor, EditorConfig
 from tf_ganimation.faces import detection
 from tf_ganimation.model.edit_model import EditModel
@@ -128,7 +128,8 @@ def _score(editor: Editor, photo: np.ndarray, times: np.ndarray, raw: np.ndarray
 
 def evaluate_reenactment(model: EditModel, detector: detection.FaceDetector, out_dir: os.PathLike,
                          config: ClipConfig = ClipConfig()) -> dict:
-    """Writes the driving clip, the reenacted clip and video_metrics.json into out_dir; returns the metrics.
+    """Writes the driving clip, the reenacted clip, reenactment.gif (driving | reenacted | truth, side by
+    side) and video_metrics.json into out_dir; returns the metrics.
 
     Two framings are scored: "aligned_crop", the video pipeline (MTCNN, tracking, the aligned crop of
     alignment.crop_face, paste-back), and "whole_frame", the whole frame as the model's input (the
@@ -142,8 +143,8 @@ def evaluate_reenactment(model: EditModel, detector: detection.FaceDetector, out
     driver, target = _faces(config.seed, detector, config.size)
     times = np.arange(config.num_frames) / config.fps
     truth = clips.true_aus(times)
-    driving = video_io.write_frames(out / "driving.mp4", clips.render_clip(driver, truth, times, config.size),
-                                    config.fps, video_io.EncoderConfig(crf=12))
+    driving_frames = list(clips.render_clip(driver, truth, times, config.size))
+    driving = video_io.write_frames(out / "driving.mp4", driving_frames, config.fps, video_io.EncoderConfig(crf=12))
     photo = renderer.render_face(target, np.zeros(truth.shape[1], np.float32), config.size)
     truths = np.stack([renderer.render_face(target, aus, config.size) for aus in truth])
     editor = Editor(model, detector=detector)
@@ -158,6 +159,8 @@ def evaluate_reenactment(model: EditModel, detector: detection.FaceDetector, out
     with video_io.VideoWriter(out / "reenacted.mp4", video_io.probe(driving)) as writer:
         for frame, pts in zip(reenacted, track.pts):
             writer.write(frame, int(pts))
+    outputs.write_animation([np.concatenate(row, axis=1) for row in zip(driving_frames, reenacted, truths)],
+                            out / "reenactment.gif", config.fps, max_side=0)
     atomic.write_json(out / "video_metrics.json", metrics, indent=2)
     metrics["strip"] = strip(truths, reenacted, oracle)
     return metrics

@@ -200,7 +200,7 @@ class FaceDetector:
         """MTCNN's last network (ONet) alone on given boxes: how likely each one holds a face.
 
         A cheap check of faces whose position is known, e.g. a tracked face between two detections: one
-        network call on 48 x 48 patches (about 2 ms) instead of a whole detection (30 ms and more).
+        network call on 48 x 48 patches (about 3 ms) instead of a whole detection (30 ms and more).
 
         Args:
             photo: uint8 [height, width, 3] RGB, the image the boxes are in (no downscaling here).
@@ -210,22 +210,27 @@ class FaceDetector:
         Returns:
             float32 [N] in [0, 1]: about 1 for a face, near 0 for background or a box half off the face.
         """
-        check_photo(photo, "photo")
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        if not len(boxes):
-            return np.zeros(0, np.float32)
-        image = Image.fromarray(photo)
-        patches = []
-        for x, y, width, height in boxes:
-            centre_x, centre_y, half = x + width / 2, y + height / 2, max(width, height) / 2
-            square = (centre_x - half, centre_y - half, centre_x + half, centre_y + half)
-            # Bilinear without antialiasing, grey beyond the photo: as MTCNN's own crop_and_resize of its stages.
-            patch = image.transform((48, 48), Image.Transform.EXTENT, square, Image.Resampling.BILINEAR,
-                                    fillcolor=(128, 128, 128))
-            patches.append(np.asarray(patch, np.float32))
-        scores = self._output_network((np.stack(patches) - 127.5) / 128.0)[-1]
-        return np.asarray(scores)[:, -1].astype(np.float32)
+        return self.face_probabilities([(photo, boxes)])[0]
 
+    def face_probabilities(self, checks: list[tuple[np.ndarray, object]]) -> list[np.ndarray]:
+        """face_probability of several (photo, boxes) pairs in one network call: one float32 [N_i] each."""
+        patches, counts = [], []
+        for photo, boxes in checks:
+            check_photo(photo, "photo")
+            boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+            image = Image.fromarray(photo) if len(boxes) else None
+            for x, y, width, height in boxes:
+                centre_x, centre_y, half = x + width / 2, y + height / 2, max(width, height) / 2
+                square = (centre_x - half, centre_y - half, centre_x + half, centre_y + half)
+                # Bilinear without antialiasing, grey beyond the photo: as MTCNN's own crop_and_resize.
+                patch = image.transform((48, 48), Image.Transform.EXTENT, square, Image.Resampling.BILINEAR,
+                                        fillcolor=(128, 128, 128))
+                patches.append(np.asarray(patch, np.float32))
+            counts.append(len(boxes))
+        if not patches:
+            return [np.zeros(0, np.float32) for _ in checks]
+        scores = np.asarray(self._output_network((np.stack(patches) - 127.5) / 128.0)[-1])[:, -1]
+        return np.split(scores.astype(np.float32), np.cumsum(counts)[:-1])
 
 def pick_faces(faces: list[Face], choice: str) -> list[Face]:
     """The faces to edit: "all" of them (largest first) or only the "largest" (an empty list stays empty)."""
