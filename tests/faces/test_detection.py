@@ -55,6 +55,24 @@ def test_face_probability_tells_a_tracked_face_from_background(detector, astrona
     np.testing.assert_allclose(np.concatenate(several), probability, atol=1e-5)  # one call, the same answers
 
 
+def test_networks_run_as_graphs_and_an_empty_batch_raises_what_mtcnn_expects():
+    import tensorflow as tf
+
+    calls = []
+
+    def network(images):
+        calls.append(images.shape)
+        return tf.reduce_sum(images, axis=[1, 2, 3])
+
+    graph = detection._graph_function(network)
+    np.testing.assert_allclose(graph(np.ones((2, 5, 7, 3), np.float32)).numpy(), [105.0, 105.0])
+    graph(np.ones((1, 9, 4, 3), np.float32))
+    assert len(calls) == 1  # traced once for every batch and size
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        graph(np.zeros((0, 24, 24, 3), np.float32))
+    assert len(calls) == 1
+
+
 def test_face_record_is_json_able(astronaut_face):
     record = json.loads(json.dumps(astronaut_face.to_dict()))
     assert sorted(record) == ["box", "confidence", "keypoints"]

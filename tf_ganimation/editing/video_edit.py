@@ -159,9 +159,9 @@ def _detect_keyframe(tracker: face_tracks.FaceTracker, detector: detection.FaceD
     The skipped frames keep the faces interpolated between the two detections only when the keyframe's
     faces continue the last detection's one to one (FaceTracker.continuation) and MTCNN's last network
     finds a face at every interpolated box of every skipped frame (FaceDetector.face_probabilities: one
-    call of a small network for all of them); otherwise every skipped frame is detected, so a face that leaves, or a cut, between
-    two detections is found at the frame where it happens. A face that appears after a keyframe is
-    found at the next one.
+    call of a small network for all of them); otherwise every skipped frame is detected, so a face that
+    leaves, or a cut, between two detections is found at the frame where it happens. A face that
+    appears after a keyframe is found at the next one.
     """
     faces = _detect(detector, frame, info, timer)
     if skipped:

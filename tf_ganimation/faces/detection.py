@@ -141,11 +141,20 @@ def _graph_function(network):
 
     Notes: mtcnn 1.0 calls its three Keras networks eagerly, layer by layer, once per pyramid scale;
     as graphs they give the same boxes and landmarks bit for bit, 3x faster on a 320 x 180 frame
-    (BENCHMARKS.md, Video). The stages keep their network in `_model` (mtcnn is pinned to 1.0.0).
+    (BENCHMARKS.md, Video). The stages keep their network in `_model` (mtcnn is pinned to 1.0.0). mtcnn
+    learns that a stage has no candidate left from the InvalidArgumentError an empty batch raises; a
+    graph would also log it as a warning, so an empty batch raises it here, before the graph.
     """
     import tensorflow as tf
 
-    return tf.function(network, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    graph = tf.function(network, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+
+    def call(images):
+        if images.shape[0] == 0:
+            raise tf.errors.InvalidArgumentError(None, None, "no candidate box left")
+        return graph(images)
+
+    return call
 
 
 class FaceDetector:
