@@ -116,16 +116,21 @@ def test_bad_curve_fails_before_loading(tmp_path):
         video_job.run(_job(tmp_path, curve="0s:neutral,later:happy"), model=None, stream=None)
 
 
-@pytest.mark.slow
-def test_script_reenacts_a_photo_and_writes_the_track(tmp_path, tiny_run_dir, astronaut):
-    write_clip(tmp_path / "drive.mp4", face_clip(astronaut, 5, blank_at=(2,)), fps=8, audio_s=0.5)
+def _reenact_with_the_script(tmp_path, model) -> tuple[subprocess.CompletedProcess, dict]:
+    """scripts/animate.py drives astronaut.png with tmp_path/drive.mp4: out.mp4 and track.csv; its summary."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, str(PROJECT_ROOT / "scripts" / "animate.py"), f"--model={tiny_run_dir}",
+    command = [sys.executable, str(PROJECT_ROOT / "scripts" / "animate.py"), f"--model={model}",
                f"--image={PHOTOS_DIR / 'astronaut.png'}", f"--driving_video={tmp_path / 'drive.mp4'}",
                f"--out={tmp_path / 'out.mp4'}", f"--au_track_out={tmp_path / 'track.csv'}"]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout)
+    return result, json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_script_reenacts_a_photo_and_writes_the_track(tmp_path, tiny_run_dir, astronaut):
+    write_clip(tmp_path / "drive.mp4", face_clip(astronaut, 5, blank_at=(2,)), fps=8, audio_s=0.5)
+    result, summary = _reenact_with_the_script(tmp_path, tiny_run_dir)
     assert summary["frames"] == 5 and summary["driving_video"]["frames_without_face"] == 1
     assert "(frames 2)" in result.stderr  # the warning names the faceless frame
     assert au_curves.read_csv(tmp_path / "track.csv").times.size == 4
@@ -137,13 +142,7 @@ def test_script_reenacts_with_a_saved_model_exported_with_the_critic(tmp_path, e
                                                                      detector):
     write_clip(tmp_path / "drive.mp4", face_clip(astronaut, 5, blank_at=(2,)), fps=8)
     export = saved_model.export_from_workdir(expressive_run_dir, tmp_path / "models")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, str(PROJECT_ROOT / "scripts" / "animate.py"), f"--model={export}",
-               f"--image={PHOTOS_DIR / 'astronaut.png'}", f"--driving_video={tmp_path / 'drive.mp4'}",
-               f"--out={tmp_path / 'out.mp4'}", f"--au_track_out={tmp_path / 'track.csv'}"]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout)
+    _, summary = _reenact_with_the_script(tmp_path, export)
     assert summary["model"] == f"saved_model {export}"
     assert summary["frames"] == 5 and summary["driving_video"]["frames_without_face"] == 1
     assert video_io.probe(tmp_path / "out.mp4").num_frames == 5

@@ -5,8 +5,9 @@
     edit_video("in.mp4", "out.mp4", located, editor, curve.at, config, timer)   # pass 2: edit, paste, encode
 
 Pass 1 decodes every frame and runs the MTCNN detector on a small copy (FFmpeg scales it to
-`detection_side`) of every k-th one (face_tracks); the tracks are interpolated and smoothed, which needs them
-all before the first edit. Pass 2 decodes the clip again at full size, cuts every face of `batch_size`
+`detection_side`) of every k-th one, checking the faces interpolated into the frames between
+(_detect_keyframe); the tracks (face_tracks) are interpolated and smoothed, which needs them all before
+the first edit. Pass 2 decodes the clip again at full size, cuts every face of `batch_size`
 frames out (alignment.crop_face, as for photos), runs the model once on all of them with each frame's
 target AUs, pastes them back (Editor.paste: pixels outside the faces keep their exact values) and
 encodes. A frame without a face is encoded as decoded. Decoding runs ahead and encoding behind on their
