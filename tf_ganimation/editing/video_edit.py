@@ -134,7 +134,7 @@ def locate_faces(path: os.PathLike, detector: detection.FaceDetector, config: Vi
     tracker = face_tracks.FaceTracker(config.tracker)
     times = []
     bar = progress.Progress(info.num_frames or 1, stream, unit="frames scanned")
-    frames = video_io.read_frames(path, config.detection_side, info, lazy=True)
+    frames = video_io.read_frames(path, config.detection_side, info)
     skipped: list[video_io.Frame] = []  # the frames since the last detection
     with contextlib.closing(background.prefetch(timer.timed("decode", frames), depth=2 * every + 2)) as decoded:
         for frame in decoded:
@@ -177,8 +177,7 @@ def _detect_keyframe(tracker: face_tracks.FaceTracker, detector: detection.FaceD
 def _detect(detector: detection.FaceDetector, frame: video_io.Frame, info: video_io.VideoInfo,
             timer: StageTimer) -> list[detection.Face]:
     """The faces of a frame (its small copy), in full-size pixels."""
-    with timer.stage("decode"):
-        image = frame.image  # converted (and scaled) only now: the frames the detector sees
+    image = frame.image
     with timer.stage("detection"):
         faces = detector.detect(image)
     scale_x, scale_y = info.width / image.shape[1], info.height / image.shape[0]
@@ -196,8 +195,7 @@ def _keeps_faces(detector: detection.FaceDetector, skipped: list[video_io.Frame]
         return True
     checks = []
     for frame in skipped:
-        with timer.stage("decode"):
-            image = frame.image
+        image = frame.image
         fraction = (frame.index - span[0]) / (span[1] - span[0])
         scale = np.array([image.shape[1] / info.width, image.shape[0] / info.height])
         boxes = []

@@ -20,11 +20,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fractions
-import functools
 import importlib
 import os
 import pathlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -91,17 +90,13 @@ class Frame:
         index: 0-based position in decoding order.
         pts: the presentation timestamp in the stream's time base (index when the file has none).
         time: seconds from the first frame.
-        image: uint8 [height, width, 3] RGB, upright; converted from the decoded picture when first read.
+        image: uint8 [height, width, 3] RGB, upright.
     """
 
     index: int
     pts: int
     time: float
-    convert: Callable[[], np.ndarray] = dataclasses.field(repr=False, compare=False)
-
-    @functools.cached_property
-    def image(self) -> np.ndarray:
-        return self.convert()
+    image: np.ndarray
 
 
 def _open(path: os.PathLike):
@@ -186,8 +181,7 @@ def stored(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=-rotation // 90)) if rotation else image
 
 
-def read_frames(path: os.PathLike, max_side: int = 0, info: VideoInfo | None = None,
-                lazy: bool = False) -> Iterator[Frame]:
+def read_frames(path: os.PathLike, max_side: int = 0, info: VideoInfo | None = None) -> Iterator[Frame]:
     """Decodes a video frame by frame (one frame in memory at a time).
 
     Args:
@@ -195,8 +189,6 @@ def read_frames(path: os.PathLike, max_side: int = 0, info: VideoInfo | None = N
         max_side: when > 0, frames are scaled down (by FFmpeg, before conversion to RGB) so that their
             longer side is at most this; the detector's copy.
         info: probe(path), when already known.
-        lazy: convert a frame to RGB only when its `image` is read (a pass that looks at one frame in
-            k); otherwise every frame is converted as it is decoded.
 
     Yields:
         Frame, upright uint8 RGB.
@@ -218,12 +210,9 @@ def read_frames(path: os.PathLike, max_side: int = 0, info: VideoInfo | None = N
             for decoded in container.decode(stream):
                 pts = decoded.pts if decoded.pts is not None else index
                 start = pts if start is None else start
+                image = decoded.to_ndarray(format="rgb24", **(size if scale < 1.0 else {}))
                 time = float((pts - start) * info.time_base)
-                frame = Frame(index=index, pts=int(pts), time=time,
-                              convert=functools.partial(_to_rgb, decoded, size if scale < 1.0 else {}, info.rotation))
-                if not lazy:
-                    frame.image  # noqa: B018 (converts now, on this thread)
-                yield frame
+                yield Frame(index=index, pts=int(pts), time=time, image=upright(image, info.rotation))
                 index += 1
         except (av.error.InvalidDataError, av.error.FFmpegError) as error:
             raise VideoError(f"{info.path!r} is truncated or corrupt: decoding failed after {index} frames "
@@ -240,11 +229,6 @@ def read_frames(path: os.PathLike, max_side: int = 0, info: VideoInfo | None = N
                              f"{info.duration_s:.2f} s its header declares")
     finally:
         container.close()
-
-
-def _to_rgb(decoded, size: dict, rotation: int) -> np.ndarray:
-    """A decoded picture as upright uint8 [height, width, 3] RGB, scaled to `size` (FFmpeg's swscale)."""
-    return upright(decoded.to_ndarray(format="rgb24", **size), rotation)
 
 
 def is_variable_rate(times: np.ndarray, frame_rate: fractions.Fraction) -> bool:
@@ -317,10 +301,9 @@ class VideoWriter:
             if source.streams.audio:
                 self._audio_input = source
                 for stream in source.streams.audio:
-                    self._audio[stream.index] = self._output.add_stream_from_template(stream)
-                    for tag in ("language", "title"):
-                        if stream.metadata.get(tag):
-                            self._audio[stream.index].metadata[tag] = stream.metadata[tag]
+                    copy = self._audio[stream.index] = self._output.add_stream_from_template(stream)
+                    copy.metadata.update({tag: stream.metadata[tag] for tag in ("language", "title")
+                                          if stream.metadata.get(tag)})
                 self._audio_packets = source.demux(list(source.streams.audio))
             else:
                 source.close()
