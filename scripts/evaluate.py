@@ -4,12 +4,14 @@
     python scripts/evaluate.py --workdir RUN --data_dir OTHER_DATA --out_dir RUN/eval_other
     python scripts/evaluate.py --workdir runs/quickstart --checkpoint=latest   # while it trains
     python scripts/evaluate.py --workdir runs/quickstart --video   # reenactment of a synthetic clip (needs PyAV)
+    python scripts/evaluate.py --workdir runs/quickstart --readme_excerpt=docs/quickstart_sheet.png   # after it
 
 On synthetic data (scripts/make_synthetic_dataset.py, the quick start) edits are compared with the
 true renderings of the same faces with the target AUs, next to the identity baseline (output = input).
 """
 
 import json
+import os
 
 from absl import flags
 
@@ -27,6 +29,9 @@ flags.DEFINE_string("checkpoint", None, "Evaluate a training checkpoint instead 
 flags.DEFINE_bool("video", False, "Score reenactment on a synthetic clip with known AUs instead: video_metrics.json, "
                   "driving.mp4, reenacted.mp4, reenactment.gif and reenactment_strip.png in <out_dir or "
                   "workdir/evaluation>/video.")
+flags.DEFINE_string("readme_excerpt", None, "Instead of evaluating, cut the README's figure from the sheet.png and "
+                    "truth_sheet.png an evaluation wrote in <out_dir or workdir/evaluation> and write it to this PNG: "
+                    "rows AU12, AU12's true renderings, AU25 and AU26, columns as in the sheets.")
 flags.DEFINE_integer("video_frames", 48, "Frames of the synthetic clip (--video), at 12 frames/s.")
 FLAGS = flags.FLAGS
 
@@ -38,6 +43,12 @@ def main(argv):
         raise cli.UserError("--workdir is required: the training run folder to evaluate")
     if FLAGS.video:
         print(json.dumps(_evaluate_video(), indent=2))
+        return
+    if FLAGS.readme_excerpt:
+        evaluation_dir = FLAGS.out_dir or os.path.join(FLAGS.workdir, "evaluation")
+        excerpt = evaluator.write_sheet_excerpt(evaluation_dir, FLAGS.readme_excerpt)
+        print(f"{FLAGS.readme_excerpt}: {excerpt.shape[1]} x {excerpt.shape[0]} px, "
+              f"{os.path.getsize(FLAGS.readme_excerpt):,} bytes, from {evaluation_dir}")
         return
     metrics = evaluator.evaluate_run(FLAGS.workdir, FLAGS.out_dir, FLAGS.data_dir, FLAGS.num_targets,
                                       FLAGS.max_images, FLAGS.seed, FLAGS.checkpoint)

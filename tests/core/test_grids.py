@@ -74,6 +74,18 @@ def test_draw_texts_draws_black_where_asked_and_leaves_the_input():
     assert drawn.min() < 50 and (drawn[..., 0] == drawn[..., 2]).all()  # dark grey to black, no colour
 
 
+def test_draw_texts_centres_larger_grey_text_on_its_anchor():
+    image = np.full((40, 100, 3), 255, np.uint8)
+    small = grids.draw_texts(image, [((50, 20), "AU12")], anchor="mm")
+    large = grids.draw_texts(image, [((50, 20), "AU12\ntruth")], size=13, grey=128, anchor="mm")
+    rows, columns = np.nonzero(large.min(axis=-1) < 255)
+    assert abs((rows.min() + rows.max()) / 2 - 20) <= 2 and abs((columns.min() + columns.max()) / 2 - 50) <= 2
+    assert rows.max() - rows.min() > 20  # two lines
+    assert large.min() == 128  # grey, never darker
+    small_rows, small_columns = np.nonzero(small.min(axis=-1) < 255)
+    assert small.min() < 50 and small_rows.max() - small_rows.min() < 12
+    assert columns.max() - columns.min() > small_columns.max() - small_columns.min()  # 13 px is wider than 10
+
 def test_au_row_labels():
     labels = grids.au_row_labels(row_height=32, first_row=1, top=20)
     assert [text for _, text in labels] == list(action_units.AU_NAMES)

@@ -66,3 +66,31 @@ def test_evaluate_run_reads_a_checkpoint_while_the_run_trains(data_dir, tmp_path
     generator.save_weights(final / run_folder.GENERATOR_WEIGHTS)
     same = evaluator.evaluate_run(os.fspath(final), num_targets=2, max_images=4)
     assert same["synthetic"]["edit"]["l1"] == pytest.approx(metrics["synthetic"]["edit"]["l1"], rel=1e-6)
+
+
+def _sheet_png(path, value):
+    cell = 16
+    grid = np.full((17 * cell, 40 + 8 * cell, 3), value, np.uint8)
+    Image.fromarray(grid).save(path)
+    return grid
+
+
+def test_write_sheet_excerpt_cuts_the_evaluation_sheets_into_a_png(tmp_path):
+    _sheet_png(tmp_path / "sheet.png", 10)
+    _sheet_png(tmp_path / "truth_sheet.png", 200)
+    excerpt = evaluator.write_sheet_excerpt(os.fspath(tmp_path), os.fspath(tmp_path / "docs" / "excerpt.png"))
+    written = np.asarray(Image.open(tmp_path / "docs" / "excerpt.png"))
+    np.testing.assert_array_equal(written, excerpt)
+    assert written.shape == (22 + 4 * 16, 40 + 8 * 16, 3)
+    np.testing.assert_array_equal(written[22:38, 40:136], 10)  # AU12 from the model's sheet
+    np.testing.assert_array_equal(written[38:54, 40:136], 200)  # then from the truth sheet
+
+
+def test_write_sheet_excerpt_names_a_missing_sheet_and_a_wrong_one(tmp_path):
+    _sheet_png(tmp_path / "sheet.png", 10)
+    with pytest.raises(FileNotFoundError, match="truth_sheet.png not found"):
+        evaluator.write_sheet_excerpt(os.fspath(tmp_path), os.fspath(tmp_path / "excerpt.png"))
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(tmp_path / "truth_sheet.png")
+    with pytest.raises(ValueError, match=f"{tmp_path}.*truth sheet"):
+        evaluator.write_sheet_excerpt(os.fspath(tmp_path), os.fspath(tmp_path / "excerpt.png"))
+    assert not (tmp_path / "excerpt.png").exists()

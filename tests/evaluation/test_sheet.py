@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from tf_ganimation.core import action_units, grids
 from tf_ganimation.evaluation import sheet
@@ -46,3 +47,64 @@ def test_sheet_cells_are_the_sweep_then_attention_then_color_with_au_labels():
         np.testing.assert_array_equal(cells[7], 191)  # colour 0.75
         label = grid[row * cell:(row + 1) * cell, :sheet.LABEL_WIDTH]
         assert (label < 128).any() and (label[:, :2] == 255).all()  # the AU's name, in black on white
+
+
+def _code(row: int, column: int, truth: bool) -> int:
+    return 255 - 8 * row - column if truth else 8 * row + column
+
+
+def _coded_sheet(cell: int, truth: bool = False) -> np.ndarray:
+    """A sheet-shaped array whose cell (AU row, column) is filled with _code(row, column, truth)."""
+    grid = np.full((action_units.NUM_AUS * cell, sheet.LABEL_WIDTH + 8 * cell, 3), 255, np.uint8)
+    for row in range(action_units.NUM_AUS):
+        for column in range(8):
+            grid[row * cell:(row + 1) * cell, sheet.LABEL_WIDTH + column * cell:][:, :cell] = _code(row, column, truth)
+    return grid
+
+
+def test_excerpt_takes_the_named_rows_from_each_sheet_and_blanks_the_truth_rows_maps():
+    cell = 32
+    model, truth = _coded_sheet(cell), _coded_sheet(cell, truth=True)
+    excerpt = sheet.sheet_excerpt(model, truth)
+    assert excerpt.dtype == np.uint8
+    assert excerpt.shape == (sheet.EXCERPT_HEADER + 4 * cell, sheet.LABEL_WIDTH + 8 * cell, 3)
+    au12, au25, au26 = (action_units.AU_NAMES.index(name) for name in ("AU12", "AU25", "AU26"))
+    expected = [(au12, False), (au12, True), (au25, False), (au26, False)]  # README_EXCERPT_ROWS
+    for index, (row, truth) in enumerate(expected):
+        top = sheet.EXCERPT_HEADER + index * cell
+        cells = [excerpt[top:top + cell, sheet.LABEL_WIDTH + column * cell:][:, :cell] for column in range(8)]
+        shown = 6 if truth else 8  # a truth row shows the input and the sweep only
+        for column in range(shown):
+            np.testing.assert_array_equal(cells[column], _code(row, column, truth))
+        if truth:
+            maps = np.concatenate(cells[6:], axis=1)
+            assert maps.min() >= 128 and 0.5 < (maps == 255).mean() < 1  # white, with the note in grey
+        label = excerpt[top:top + cell, :sheet.LABEL_WIDTH]
+        assert label.min() < 64 and (label[:, :2] == 255).all()  # the row's name, in black
+    header = excerpt[:sheet.EXCERPT_HEADER]
+    for column in range(8):  # a caption over every column
+        assert header[:, sheet.LABEL_WIDTH + column * cell + cell // 2 - 4:][:, :8].min() < 64
+
+
+def test_excerpt_of_real_sheets_keeps_their_cells_and_enlargement():
+    aus = np.zeros(17, np.float32)
+    model = sheet.evaluation_sheet(SweepReadout(), np.zeros((8, 8, 3), np.float32), aus)
+    truth = sheet.evaluation_sheet(SweepReadout(), np.ones((8, 8, 3), np.float32), aus)
+    excerpt = sheet.sheet_excerpt(model, truth, rows=(("AU01", True), ("AU45", False)))
+    cell = 96
+    assert excerpt.shape == (sheet.EXCERPT_HEADER + 2 * cell, sheet.LABEL_WIDTH + 8 * cell, 3)
+    first, second = (excerpt[sheet.EXCERPT_HEADER + index * cell:][:cell, sheet.LABEL_WIDTH:] for index in (0, 1))
+    np.testing.assert_array_equal(first[:, :cell], 255)  # the truth sheet's white input
+    np.testing.assert_array_equal(second[:, :cell], 0)  # the model sheet's black one
+    np.testing.assert_array_equal(second[:, 5 * cell:6 * cell], 255)  # AU45 at 1
+    np.testing.assert_array_equal(second[:, 6 * cell:7 * cell], 64)  # its attention
+
+
+def test_excerpt_rejects_other_images_and_unknown_aus():
+    model = _coded_sheet(16)
+    with pytest.raises(ValueError, match="not an evaluation sheet"):
+        sheet.sheet_excerpt(model[:, :-1], model)
+    with pytest.raises(ValueError, match="same size"):
+        sheet.sheet_excerpt(model, _coded_sheet(32))
+    with pytest.raises(ValueError, match="AU13"):
+        sheet.sheet_excerpt(model, model, rows=(("AU12", False), ("AU13", True)))

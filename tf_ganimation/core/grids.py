@@ -71,13 +71,22 @@ def with_margins(grid: np.ndarray, left: int = 0, top: int = 0, fill: int = 255)
     return canvas
 
 
-def draw_texts(image: np.ndarray, texts: Sequence[tuple[tuple[int, int], str]]) -> np.ndarray:
-    """`image` with each (x, y), text drawn in black in PIL's default font."""
+def draw_texts(image: np.ndarray, texts: Sequence[tuple[tuple[int, int], str]], size: float | None = None,
+               grey: int = 0, anchor: str | None = None) -> np.ndarray:
+    """`image` with each (x, y), text drawn in PIL's default font.
+
+    Args:
+        image: uint8 [H, W, 3]; not changed.
+        texts: ((x, y), text) pairs; a text may have several lines.
+        size: the font's size in px (PIL's default, 10, when None).
+        grey: the text's colour, 0 (black) to 255 (white).
+        anchor: where (x, y) is on the text, a PIL text anchor ("mm": its middle); None: its top left.
+    """
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size)
     for position, text in texts:
-        draw.text(position, text, fill=(0, 0, 0), font=font)
+        draw.text(position, text, fill=(grey, grey, grey), font=font, anchor=anchor)
     return np.asarray(canvas)
 
 

@@ -1,4 +1,5 @@
-"""Evaluates a trained run on its test split: metrics.json, sheet.png and, on synthetic data, truth_sheet.png.
+"""Evaluates a trained run on its test split: metrics.json, sheet.png and, on synthetic data, truth_sheet.png;
+and crops the two sheets into the README's figure (write_sheet_excerpt).
 
 Synthetic datasets (with identities.json) get the ground-truth metrics of synthetic_edits; every
 dataset gets the self-consistency metrics of metrics.consistency_metrics. The run's generator is
@@ -18,7 +19,7 @@ from tf_ganimation.core import atomic, pixels
 from tf_ganimation.data import inventory, pipeline
 from tf_ganimation.evaluation import metrics as metrics_lib
 from tf_ganimation.evaluation import synthetic_edits
-from tf_ganimation.evaluation.sheet import evaluation_sheet
+from tf_ganimation.evaluation.sheet import evaluation_sheet, sheet_excerpt
 from tf_ganimation.model.edit_model import KerasEditModel
 from tf_ganimation.runs import loading, run_folder
 from tf_ganimation.synthetic import synthetic_dataset
@@ -81,5 +82,32 @@ def evaluate_run(run_dir: str, out_dir: str | None = None, data_dir: str | None 
     return metrics
 
 
-def _write_png(path: pathlib.Path, image: np.ndarray) -> None:
-    atomic.write_with(path, lambda temporary: Image.fromarray(image).save(temporary, format="PNG"))
+def write_sheet_excerpt(evaluation_dir: str, path: str) -> np.ndarray:
+    """Writes `sheet.sheet_excerpt` of an evaluation's sheet.png and truth_sheet.png to `path` (a PNG).
+
+    Args:
+        evaluation_dir: the folder `evaluate_run` wrote on synthetic data (both sheets are needed).
+        path: the PNG to write (smallest lossless encoding: the excerpt is meant for documents).
+
+    Returns:
+        The excerpt, uint8 [EXCERPT_HEADER + 4 * C, LABEL_WIDTH + 8 * C, 3].
+    """
+    folder = pathlib.Path(evaluation_dir)
+    sheets = []
+    for name in ("sheet.png", "truth_sheet.png"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name} not found: the excerpt is cut from the sheet.png and "
+                                    "truth_sheet.png an evaluation writes (the truth sheet on synthetic data only): "
+                                    "evaluate the run first")
+        with Image.open(folder / name) as image:
+            sheets.append(np.asarray(image.convert("RGB")))
+    try:
+        excerpt = sheet_excerpt(*sheets)
+    except ValueError as error:
+        raise ValueError(f"{folder}: {error}") from None
+    _write_png(pathlib.Path(path), excerpt, optimize=True)
+    return excerpt
+
+
+def _write_png(path: pathlib.Path, image: np.ndarray, optimize: bool = False) -> None:
+    atomic.write_with(path, lambda temporary: Image.fromarray(image).save(temporary, format="PNG", optimize=optimize))
