@@ -11,7 +11,7 @@ from tensorflow.lite.python import schema_py_generated as schema
 from tf_ganimation.core import action_units
 from tf_ganimation.core.config import Config, DataConfig
 from tf_ganimation.export import backends, gpu_compatibility, litert, saved_model, tflite
-from tf_ganimation.model import edit_model
+from tf_ganimation.model import edit_model, networks
 from tf_ganimation.runs import run_folder
 
 from conftest import PROJECT_ROOT, TINY_MODEL, tiny_generator
@@ -104,6 +104,29 @@ def test_the_json_matches_the_models_tensors(conversions):
     assert metadata["parity"]["tolerance"] == 1e-2
     assert metadata["gpu_delegate"]["runs_whole_graph"] is True
     assert metadata["size_bytes"] == result.model_path.stat().st_size
+
+
+def test_a_trained_generators_instance_norms_keep_their_scale_and_offset_operators(generator, conversions,
+                                                                                   tmp_path):
+    # Untrained, every gamma is 1 and every beta 0, and the converter drops the multiplications and additions
+    # they make; training moves them, and each instance norm gets back 4 operators: the MUL by gamma, the ADD
+    # of beta and the DEQUANTIZE of each float16 weight. The GPU delegate must take that graph too.
+    trained = networks.build_generator(TINY_MODEL)
+    trained.set_weights(generator.get_weights())
+    rng = np.random.default_rng(5)
+    norm_weights = [weight for weight in trained.weights if weight.path.endswith(("/gamma", "/beta"))]
+    norms = len(norm_weights) // 2
+    assert norms == 7  # encoder 3, one residual block 2, decoder 2
+    for weight in norm_weights:
+        initial = 1.0 if weight.path.endswith("/gamma") else 0.0
+        weight.assign(initial + rng.normal(0.0, 0.1, weight.shape).astype(np.float32))
+    result = tflite.convert_generator(trained, 32, tmp_path / "trained_fp16.tflite")
+    assert result.unsupported_operators == () and result.metadata["gpu_delegate"]["runs_whole_graph"] is True
+    untrained = conversions["float16"].metadata["gpu_delegate"]["operator_counts"]
+    counts = result.metadata["gpu_delegate"]["operator_counts"]
+    added = {name: counts.get(name, 0) - untrained.get(name, 0) for name in counts.keys() | untrained.keys()}
+    added = {name: difference for name, difference in added.items() if difference}
+    assert added == {"MUL": norms, "ADD": norms, "DEQUANTIZE": 2 * norms}
 
 
 def test_saved_model_and_tflite_agree(generator, tmp_path):
