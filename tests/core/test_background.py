@@ -48,6 +48,20 @@ def test_prefetch_raises_the_producers_error_after_the_items_before_it():
     assert seen == [1, 2]
 
 
+def test_prefetch_raises_what_iter_or_close_raise_instead_of_waiting():
+    with pytest.raises(TypeError):
+        list(background.prefetch(42, depth=2))  # not iterable: raised here, not a hang
+
+    def closing_fails():
+        try:
+            yield 1
+        finally:
+            raise OSError("close failed")
+
+    with pytest.raises(OSError, match="close failed"):
+        list(background.prefetch(closing_fails(), depth=2))
+
+
 def test_leaving_a_prefetch_early_stops_the_thread_and_closes_the_generator():
     closed = threading.Event()
 

@@ -59,25 +59,33 @@ def _prefetched(items: Iterable, depth: int) -> Iterator:
         return False
 
     def produce() -> None:
-        iterator = iter(items)
+        end, iterator = _END, None
         try:
+            iterator = iter(items)
             for item in iterator:
                 if not offer(item):
                     return
-            end = _END
         except BaseException as error:  # carried to the caller's thread, raised there
             end = _Failure(error)
         finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
+            try:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+            except BaseException as error:
+                end = end if isinstance(end, _Failure) else _Failure(error)
         offer(end)
 
     thread = threading.Thread(target=produce, name="prefetch", daemon=True)
     thread.start()
     try:
         while True:
-            item = ready.get()
+            try:
+                item = ready.get(timeout=_POLL_S)
+            except queue.Empty:
+                if not thread.is_alive() and ready.empty():
+                    raise RuntimeError("the prefetch thread ended without its last item") from None
+                continue
             if item is _END:
                 return
             if isinstance(item, _Failure):
