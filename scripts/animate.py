@@ -24,7 +24,7 @@ from absl import flags
 
 from tf_ganimation import cli
 from tf_ganimation.core import action_units
-from tf_ganimation.editing import edit_job, editor, video_edit, video_io, video_job
+from tf_ganimation.editing import edit_job, editor, video_edit, video_io, video_job, video_writer
 from tf_ganimation.faces import detection
 
 flags.DEFINE_string("model", None, "A training run folder, a SavedModel version folder or a .tflite file.")
@@ -95,7 +95,7 @@ def _video_job() -> video_job.VideoJob:
     edit = video_edit.VideoEditConfig(
         tracker=video_job.tracker_config(FLAGS.detect_every, FLAGS.smoothing_frames), faces=FLAGS.faces,
         batch_size=FLAGS.batch_size, detection_side=FLAGS.detection_side, max_pixels=FLAGS.max_video_pixels,
-        encoder=video_io.EncoderConfig(crf=FLAGS.crf))
+        encoder=video_writer.EncoderConfig(crf=FLAGS.crf))
     return video_job.VideoJob(
         model=FLAGS.model, out=FLAGS.out, video=FLAGS.video or "", image=FLAGS.image or "",
         driving_video=FLAGS.driving_video or "", expression=FLAGS.expression, aus=FLAGS.aus, curve=FLAGS.curve,

@@ -48,7 +48,7 @@ FLAGS = flags.FLAGS
 
 
 def make_clip(path: pathlib.Path, num_frames: int) -> None:
-    from tf_ganimation.editing import video_io
+    from tf_ganimation.editing import video_writer
 
     photo = Image.open(_PHOTO.value).convert("RGB").resize((1600, 1600), Image.Resampling.BICUBIC)
     canvas = np.asarray(photo)
@@ -58,7 +58,7 @@ def make_clip(path: pathlib.Path, num_frames: int) -> None:
             left, top = 150 + index % 100, 250 + (index // 2) % 50
             yield np.ascontiguousarray(canvas[top:top + 720, left:left + 1280])
 
-    video_io.write_frames(path, frames(), fps=25.0, encoder=video_io.EncoderConfig(crf=20))
+    video_writer.write_frames(path, frames(), fps=25.0, encoder=video_writer.EncoderConfig(crf=20))
 
 
 def _paper_model():
@@ -71,7 +71,7 @@ def _paper_model():
 def child(clip: str) -> dict:
     import time
 
-    from tf_ganimation.editing import video_edit, video_io, video_job
+    from tf_ganimation.editing import video_edit, video_io, video_job, video_writer
     from tf_ganimation.export.backends import load_edit_model
     from tf_ganimation.faces import detection
 
@@ -87,7 +87,7 @@ def child(clip: str) -> dict:
     every = int(_EVERY.value[0])
     with tempfile.TemporaryDirectory() as folder:
         edit = video_edit.VideoEditConfig(tracker=video_job.tracker_config(every, 2.0), batch_size=_BATCH.value,
-                                          detection_side=side, encoder=video_io.EncoderConfig())
+                                          detection_side=side, encoder=video_writer.EncoderConfig())
         job = video_job.VideoJob(model="unused", video=clip, curve="0s:neutral,1s:happy,2s:surprise",
                                  out=str(pathlib.Path(folder) / "out.mp4"), edit=edit)
         summary = video_job.run(job, model=model, detector=detector, stream=None)
@@ -98,7 +98,7 @@ def child(clip: str) -> dict:
 
 def tracking_error() -> None:
     """Landmark distance (in eye distances) between every-frame detection and every k-th, both tracked and smoothed."""
-    from tf_ganimation.editing import video_edit, video_io, video_job
+    from tf_ganimation.editing import video_edit, video_job, video_writer
     from tf_ganimation.faces import detection
     from tf_ganimation.synthetic import clips
     from tf_ganimation.synthetic.identity import Identity
@@ -108,7 +108,7 @@ def tracking_error() -> None:
     frames = clips.render_clip(Identity(), clips.true_aus(times), times, size=480, motion=motion)
     detector = detection.FaceDetector()
     with tempfile.TemporaryDirectory() as folder:
-        clip = video_io.write_frames(pathlib.Path(folder) / "clip.mp4", frames, fps=24.0)
+        clip = video_writer.write_frames(pathlib.Path(folder) / "clip.mp4", frames, fps=24.0)
         paths = {}
         for every in map(int, _EVERY.value):
             config = video_edit.VideoEditConfig(tracker=video_job.tracker_config(every, 2.0))

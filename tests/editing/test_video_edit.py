@@ -7,7 +7,7 @@ import pytest
 from video_clips import audio_of, face_clip, write_clip
 
 from tf_ganimation.core import action_units
-from tf_ganimation.editing import au_curves, face_tracks, video_edit, video_io
+from tf_ganimation.editing import au_curves, face_tracks, video_edit, video_io, video_writer
 from tf_ganimation.editing.editor import Editor
 from tf_ganimation.export import backends
 from tf_ganimation.faces import blending
@@ -30,7 +30,7 @@ def clip(tmp_path_factory, astronaut):
 @pytest.fixture(scope="module")
 def edited(clip, model, detector, tmp_path_factory):
     """The clip edited towards happy, losslessly encoded; (located, output path, summary, timer)."""
-    config = video_edit.VideoEditConfig(batch_size=3, encoder=video_io.EncoderConfig(crf=0))
+    config = video_edit.VideoEditConfig(batch_size=3, encoder=video_writer.EncoderConfig(crf=0))
     timer = video_edit.StageTimer()
     located = video_edit.locate_faces(clip[0], detector, config, timer)
     out = tmp_path_factory.mktemp("out") / "out.mp4"
@@ -57,7 +57,7 @@ def test_pixels_outside_the_faces_and_the_faceless_frame_are_kept(clip, edited, 
     located, out, _, _ = edited
     # The clip through the same lossless encoder without edits: what the output must equal outside the faces.
     info = video_io.probe(clip[0])
-    with video_io.VideoWriter(tmp_path / "same.mp4", info, encoder=video_io.EncoderConfig(crf=0)) as writer:
+    with video_writer.VideoWriter(tmp_path / "same.mp4", info, encoder=video_writer.EncoderConfig(crf=0)) as writer:
         for frame in video_io.read_frames(clip[0]):
             writer.write(frame.image, frame.pts)
     source = [frame.image for frame in video_io.read_frames(clip[0])]

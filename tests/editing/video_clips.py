@@ -94,3 +94,10 @@ def face_clip(photo: np.ndarray, num_frames: int = 7, blank_at: tuple[int, ...] 
     """A panned and zoomed photo, with plain grey frames (no face) at `blank_at`."""
     frames = panned(photo, num_frames, size, step=(3, 2), zoom=0.01)
     return [np.full_like(frame, 90) if index in blank_at else frame for index, frame in enumerate(frames)]
+
+
+def gradient_frames(count: int, height: int = 32, width: int = 48) -> list[np.ndarray]:
+    """uint8 [height, width, 3] frames of a gradient that moves by 10 levels a frame."""
+    rows, columns = np.mgrid[0:height, 0:width]
+    return [np.stack([(columns * 5 + index * 10) % 256, rows * 7 % 256, np.full_like(rows, 128)], -1).astype(np.uint8)
+            for index in range(count)]

@@ -21,7 +21,7 @@ from typing import TextIO
 import numpy as np
 
 from tf_ganimation.core import pixels, progress
-from tf_ganimation.editing import au_curves, video_edit, video_io
+from tf_ganimation.editing import au_curves, video_edit, video_io, video_writer
 from tf_ganimation.editing.editor import CANNOT_ESTIMATE_HELP, Editor, FaceCrop
 
 
@@ -135,7 +135,7 @@ def animate_photo(photo: np.ndarray, crops: list[FaceCrop], editor: Editor, time
     timer = timer or video_edit.StageTimer()
     info = dataclasses.replace(like, width=int(photo.shape[1]), height=int(photo.shape[0]), rotation=0)
     bar = progress.Progress(len(times), stream, unit="frames")
-    with video_io.VideoWriter(out, info, audio_from=audio_from, encoder=config.encoder) as writer:
+    with video_writer.VideoWriter(out, info, audio_from=audio_from, encoder=config.encoder) as writer:
         for start in range(0, len(times), config.batch_size):
             window = slice(start, start + config.batch_size)
             targets = targets_at(np.asarray(times[window]))

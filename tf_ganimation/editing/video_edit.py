@@ -30,7 +30,7 @@ from typing import TextIO
 import numpy as np
 
 from tf_ganimation.core import background, pixels, progress
-from tf_ganimation.editing import face_tracks, video_io
+from tf_ganimation.editing import face_tracks, video_io, video_writer
 from tf_ganimation.editing.editor import Editor, FaceCrop
 from tf_ganimation.faces import alignment, detection
 
@@ -55,7 +55,7 @@ class VideoEditConfig:
     batch_size: int = 8
     detection_side: int = 640
     max_pixels: int = video_io.MAX_PIXELS
-    encoder: video_io.EncoderConfig = video_io.EncoderConfig()
+    encoder: video_writer.EncoderConfig = video_writer.EncoderConfig()
 
     def __post_init__(self):
         if self.faces not in detection.FACE_CHOICES:
@@ -263,7 +263,7 @@ def edit_video(path: os.PathLike, out: os.PathLike, located: LocatedFaces, edito
 
     Args:
         path: the clip located by locate_faces.
-        out: the output video (video_io.VideoWriter), with the clip's audio.
+        out: the output video (video_writer.VideoWriter), with the clip's audio.
         located: locate_faces(path, ...).
         editor: the model and the paste-back settings (its detector is not used).
         targets_at: seconds float [N] -> target AUs float32 [N, 17] in [0, 1] (au_curves.AUCurve.at).
@@ -277,7 +277,7 @@ def edit_video(path: os.PathLike, out: os.PathLike, located: LocatedFaces, edito
     written = 0
     depth = 2 * config.batch_size  # frames decoded ahead, and edited frames waiting for the encoder
 
-    with video_io.VideoWriter(out, located.info, audio_from=path, encoder=config.encoder) as writer:
+    with video_writer.VideoWriter(out, located.info, audio_from=path, encoder=config.encoder) as writer:
         def encode(item: tuple[np.ndarray, int]) -> None:
             with timer.stage("encode"):
                 writer.write(*item)

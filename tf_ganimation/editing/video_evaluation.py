@@ -26,7 +26,7 @@ import pathlib
 import numpy as np
 
 from tf_ganimation.core import action_units, atomic
-from tf_ganimation.editing import au_curves, outputs, reenactment, video_edit, video_io
+from tf_ganimation.editing import au_curves, outputs, reenactment, video_edit, video_io, video_writer
 from tf_ganimation.editing.editor import Editor, EditorConfig
 from tf_ganimation.faces import detection
 from tf_ganimation.model.edit_model import EditModel
@@ -144,7 +144,8 @@ def evaluate_reenactment(model: EditModel, detector: detection.FaceDetector, out
     times = np.arange(config.num_frames) / config.fps
     truth = clips.true_aus(times)
     driving_frames = list(clips.render_clip(driver, truth, times, config.size))
-    driving = video_io.write_frames(out / "driving.mp4", driving_frames, config.fps, video_io.EncoderConfig(crf=12))
+    driving = video_writer.write_frames(out / "driving.mp4", driving_frames, config.fps,
+                                        video_writer.EncoderConfig(crf=12))
     photo = renderer.render_face(target, np.zeros(truth.shape[1], np.float32), config.size)
     truths = np.stack([renderer.render_face(target, aus, config.size) for aus in truth])
     editor = Editor(model, detector=detector)
@@ -156,7 +157,7 @@ def evaluate_reenactment(model: EditModel, detector: detection.FaceDetector, out
     whole_times, whole_aus = _whole_frame_track(driving, whole)
     metrics["whole_frame"] = _score(whole, photo, whole_times, whole_aus, np.ones(len(whole_times), bool), truth,
                                     truths, config.au_smoothing_s)[0]
-    with video_io.VideoWriter(out / "reenacted.mp4", video_io.probe(driving)) as writer:
+    with video_writer.VideoWriter(out / "reenacted.mp4", video_io.probe(driving)) as writer:
         for frame, pts in zip(reenacted, track.pts):
             writer.write(frame, int(pts))
     outputs.write_animation([np.concatenate(row, axis=1) for row in zip(driving_frames, reenacted, truths)],
